@@ -1,0 +1,163 @@
+import pytest
+import torch
+
+from xseq import ops
+from xseq.ops import slstm_ref
+from tests.helpers import grad_errors, rel_err, slstm_oracle
+
+
+def make_inputs(B=2, T=32, H=2, Dh=8, gate_range=None, r_scale=0.3, dtype=torch.float32, seed=None):
+    g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**31)
+    if gate_range is None:
+        gx = torch.randn(B, T, 4, H, Dh, generator=g)
+        gx[:, :, 1] += 2.0  # forget gates mostly open, as after the paper's bias init
+    else:
+        gx = torch.empty(B, T, 4, H, Dh).uniform_(*gate_range, generator=g)
+    R = torch.randn(4, H, Dh, Dh, generator=g) * r_scale / Dh**0.5
+    return gx.to(dtype), R.to(dtype)
+
+
+def random_state(B=2, H=2, Dh=8):
+    c = torch.randn(B, H, Dh)
+    n = torch.rand(B, H, Dh) + 1.0
+    return ops.SLSTMState(c, n, torch.randn(B, H, Dh), torch.randn(B, H, Dh).tanh())
+
+
+def check(gx, R, state, forget, tol, oracle="literal"):
+    gx_l, R_l = gx.clone().requires_grad_(), R.clone().requires_grad_()
+    st = None if state is None else ops.SLSTMState(state.c.clone().requires_grad_(), state.n.clone().requires_grad_(),
+                                                   state.m.clone(), state.h.clone().requires_grad_())
+    h, final = ops.slstm(gx_l, R_l, st, forget=forget)
+    gx_r, R_r = gx.double().requires_grad_(), R.double().requires_grad_()
+    if state is None:
+        st_r = None
+    else:
+        st_r = ops.SLSTMState(state.c.double().requires_grad_(), state.n.double().requires_grad_(),
+                              state.m.double(), state.h.double().requires_grad_())
+    if oracle == "literal":
+        kw = {} if st_r is None else dict(c0=st_r.c, n0=st_r.n, m0=st_r.m, h0=st_r.h)
+        h_ref, c_ref, n_ref, _ = slstm_oracle(gx_r, R_r, forget, **kw)
+        c_ours, n_ours = final.c.double() * final.m.double().exp(), final.n.double() * final.m.double().exp()
+    else:  # the stabilised reference in float64, for exp forget gates whose literal product overflows
+        h_ref, ref_state = slstm_ref.slstm_recurrent(gx_r, R_r, st_r or slstm_ref.zero_state(gx_r), forget)
+        c_ref, n_ref, c_ours, n_ours = ref_state.c, ref_state.n, final.c, final.n
+        assert rel_err(final.m, ref_state.m) <= tol
+    assert h.dtype == gx.dtype and final.c.dtype == torch.float32
+    assert rel_err(h, h_ref) <= tol, f"h {rel_err(h, h_ref):.2e}"
+    assert rel_err(c_ours, c_ref) <= tol, f"c {rel_err(c_ours, c_ref):.2e}"
+    assert rel_err(n_ours, n_ref) <= tol, f"n {rel_err(n_ours, n_ref):.2e}"
+    assert rel_err(final.h, h_ref[:, -1]) <= tol
+    g = torch.randn_like(h_ref)
+    (h.double() * g).sum().backward()
+    (h_ref * g).sum().backward()
+    pairs = [("gx", gx_l, gx_r), ("R", R_l, R_r)]
+    if state is not None:
+        pairs += [(f"state.{k}", getattr(st, k), getattr(st_r, k)) for k in ("c", "n", "h")]
+    errors = grad_errors(pairs)
+    assert max(errors.values()) <= tol, f"gradient errors {errors}"
+
+
+@pytest.mark.parametrize("forget", ["sigmoid", "exp"])
+@pytest.mark.parametrize("T", [1, 17, 512])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_float32_matches_float64_oracle(forget, T, with_state):
+    gx, R = make_inputs(T=T)
+    if forget == "exp":
+        gx[:, :, 1] -= 2.5  # keep the literal (unstabilised) exp forget product inside float64's range
+    check(gx, R, random_state() if with_state else None, forget, tol=1e-5)
+
+
+@pytest.mark.parametrize("H,Dh", [(1, 4), (4, 16), (3, 32)])
+def test_head_layouts(H, Dh):
+    gx, R = make_inputs(B=3, T=40, H=H, Dh=Dh)
+    check(gx, R, random_state(B=3, H=H, Dh=Dh), "sigmoid", tol=1e-5)
+
+
+def test_extreme_gates_sigmoid_forget():
+    gx, R = make_inputs(T=256, gate_range=(-50, 50), r_scale=0.0)
+    check(gx, R, None, "sigmoid", tol=1e-4)
+
+
+@pytest.mark.parametrize("forget", ["sigmoid", "exp"])
+def test_extreme_gates_against_stabilised_float64(forget):
+    gx, R = make_inputs(T=256, gate_range=(-50, 50), r_scale=0.5)
+    check(gx, R, random_state(), forget, tol=1e-4, oracle="stabilised")
+
+
+@pytest.mark.parametrize("gate_range", [None, (-50, 50)])
+def test_bfloat16(gate_range):
+    gx, R = make_inputs(T=128, gate_range=gate_range, dtype=torch.bfloat16)
+    h, state = ops.slstm(gx, R)
+    assert h.dtype == torch.bfloat16 and state.c.dtype == torch.float32
+    h_ref, _ = slstm_ref.slstm_recurrent(gx.double(), R.double(), slstm_ref.zero_state(gx.double()))
+    assert rel_err(h, h_ref) <= 2e-2
+
+
+def test_gradcheck_float64():
+    gx, R = (x.double().requires_grad_() for x in make_inputs(B=1, T=6, H=2, Dh=3))
+    c0, n0, m0, h0 = (x.double() for x in random_state(B=1, H=2, Dh=3))
+    c0.requires_grad_()
+    h0.requires_grad_()
+
+    def f(gx, R, c0, h0, forget):
+        h, (c, n, m, _) = ops.slstm(gx, R, (c0, n0, m0, h0), forget=forget)
+        return h, c * m.exp(), n * m.exp()
+
+    assert torch.autograd.gradcheck(lambda *a: f(*a, "sigmoid"), (gx, R, c0, h0))
+    # exp forget gates around 1 keep the true state c * exp(m) in a range finite differences can resolve
+    gx_exp = (gx.detach() - 2.0 * (torch.arange(4) == 1).view(1, 1, 4, 1, 1)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *a: f(*a, "exp"), (gx_exp, R, c0, h0))
+
+
+def test_continuation_equals_one_call():
+    gx, R = make_inputs(T=90)
+    gx_a, R_a = gx.clone().requires_grad_(), R.clone().requires_grad_()
+    h_full, s_full = ops.slstm(gx_a, R_a)
+    gx_b, R_b = gx.clone().requires_grad_(), R.clone().requires_grad_()
+    h1, s1 = ops.slstm(gx_b[:, :37], R_b)
+    h2, s2 = ops.slstm(gx_b[:, 37:], R_b, s1)
+    assert rel_err(torch.cat([h1, h2], 1), h_full) <= 1e-6
+    for a, b in zip(s2, s_full):
+        assert rel_err(a, b) <= 1e-6
+    g = torch.randn_like(h_full)
+    (h_full * g).sum().backward()
+    (torch.cat([h1, h2], 1) * g).sum().backward()
+    assert rel_err(gx_b.grad, gx_a.grad) <= 1e-6 and rel_err(R_b.grad, R_a.grad) <= 1e-6
+
+
+def test_step_equals_sequence():
+    gx, R = make_inputs(T=12)
+    h_seq, s_seq = ops.slstm(gx, R)
+    state, hs = None, []
+    for t in range(12):
+        h, state = ops.slstm_step(gx[:, t], R, state)
+        hs.append(h)
+    assert rel_err(torch.stack(hs, 1), h_seq) <= 1e-6
+    for a, b in zip(state, s_seq):
+        assert rel_err(a, b) <= 1e-6
+
+
+def bad(name):
+    return pytest.raises(ValueError, match=name)
+
+
+def test_bad_inputs():
+    gx, R = make_inputs(T=5)
+    with bad("gx"):
+        ops.slstm(gx[:, :, :3], R)
+    with bad("R"):
+        ops.slstm(gx, R[:, :, :4])
+    with bad("gx must be a floating"):
+        ops.slstm(gx.int(), R)
+    with bad("R contains"):
+        ops.slstm(gx, R.clone().fill_(float("nan")))
+    with bad("forget"):
+        ops.slstm(gx, R, forget="tanh")
+    with bad("state.n"):
+        ops.slstm(gx, R, (torch.zeros(2, 2, 8), torch.zeros(2, 2, 7), torch.zeros(2, 2, 8), torch.zeros(2, 2, 8)))
+    with bad("state must be None or a tuple"):
+        ops.slstm(gx, R, (torch.zeros(2, 2, 8),))
+    with bad("backend"):
+        ops.slstm(gx, R, backend="cuda-magic")
+    with bad("gx"):
+        ops.slstm_step(gx, R)

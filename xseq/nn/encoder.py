@@ -1,0 +1,108 @@
+"""XLSTMEncoder: a stack of xLSTM blocks with a parallel face (`forward`) and a step-wise face (`step`)."""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from ..ops._checks import check_finite, check_float
+from .config import XLSTMConfig
+from .mlstm_block import MLSTMBlock
+from .slstm_block import SLSTMBlock
+
+
+class XLSTMEncoder(nn.Module):
+    """Pre-LayerNorm residual xLSTM blocks in the layout of `config`, then a final LayerNorm.
+
+    y, state = enc(x, state=None)        x: (B, T, d_model) -> y: (B, T, d_model)
+    y_t, state = enc.step(x_t, state)    x_t: (B, d_model)  -> y_t: (B, d_model)
+    The state is a TensorDict with batch size [B]: one entry per block ("block_0", ...) holding its cell
+    state (mLSTM: C, n, m; sLSTM: c, n, m, h) and its conv buffer ("conv"). Passing the returned state to the
+    next call continues the sequence; `reset_state` restarts chosen rows.
+    """
+
+    def __init__(self, config: XLSTMConfig):
+        super().__init__()
+        if not isinstance(config, XLSTMConfig):
+            raise ValueError(f"config must be an XLSTMConfig; got {type(config).__name__}")
+        self.config = config
+        d, n = config.d_model, config.n_blocks
+        self.blocks = nn.ModuleList(
+            MLSTMBlock(d, config.mlstm, n, config.dropout) if kind == "m" else SLSTMBlock(d, config.slstm, n, config.dropout)
+            for kind in config.block_types)
+        self.norm = nn.LayerNorm(d, bias=False)
+
+    @property
+    def d_model(self) -> int:
+        return self.config.d_model
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> TensorDict:
+        """The state before any input: zeros, with the stabilisers m at -inf. Cell states are float32;
+        `dtype` (default: the parameters' dtype) is for the conv buffers, which hold inputs."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        p = next(self.parameters())
+        device = p.device if device is None else torch.device(device)
+        dtype = p.dtype if dtype is None else dtype
+        blocks = {f"block_{i}": blk.init_state(batch_size, device, dtype) for i, blk in enumerate(self.blocks)}
+        return TensorDict(blocks, batch_size=[batch_size], device=device)
+
+    def reset_state(self, state: TensorDict, mask: torch.Tensor) -> TensorDict:
+        """Rows where mask (B,) is True go back to the initial state. Uses torch.where, never a product with
+        (1 - mask): the stabiliser m may be -inf and -inf * 0 is NaN."""
+        B = state.batch_size[0]
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (B,):
+            raise ValueError(f"mask must be a bool tensor of shape ({B},); got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        init = self.init_state(B, device=mask.device, dtype=None)
+
+        def pick(new, old):
+            m = mask.view(-1, *([1] * (old.dim() - 1)))
+            return torch.where(m, new.to(old.dtype), old)
+
+        return init.apply(pick, state)
+
+    def forward(self, x: torch.Tensor, state: TensorDict | None = None):
+        self._check_input("x", x, 3)
+        self._check_state(state, x.shape[0])
+        new = {}
+        for i, blk in enumerate(self.blocks):
+            key = f"block_{i}"
+            x, new[key] = blk(x, None if state is None else state[key])
+        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+
+    def step(self, x: torch.Tensor, state: TensorDict | None = None):
+        self._check_input("x", x, 2)
+        if state is None:
+            state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+        self._check_state(state, x.shape[0])
+        new = {}
+        for i, blk in enumerate(self.blocks):
+            key = f"block_{i}"
+            x, new[key] = blk.step(x, state[key])
+        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+
+    def _check_input(self, name: str, x: torch.Tensor, ndim: int) -> None:
+        check_float(name, x)
+        layout = "(B, T, d_model)" if ndim == 3 else "(B, d_model)"
+        if x.dim() != ndim or x.shape[-1] != self.d_model or (ndim == 3 and x.shape[1] == 0):
+            raise ValueError(f"{name} must be {layout} with d_model = {self.d_model}"
+                             f"{' and T >= 1' if ndim == 3 else ''}; got {tuple(x.shape)}")
+        check_finite(name, x)
+
+    def _check_state(self, state, batch_size: int) -> None:
+        if state is None:
+            return
+        if not isinstance(state, TensorDict):
+            raise ValueError(f"state must be a TensorDict from init_state/forward/step; got {type(state).__name__}")
+        expected = self.init_state(batch_size, device="meta")
+        want = {k: tuple(v.shape) for k, v in expected.items(include_nested=True, leaves_only=True)}
+        got = {k: tuple(v.shape) for k, v in state.items(include_nested=True, leaves_only=True)}
+        if want.keys() != got.keys():
+            missing, extra = sorted(map(str, want.keys() - got.keys())), sorted(map(str, got.keys() - want.keys()))
+            raise ValueError(f"state does not fit this encoder: missing entries {missing}, unexpected {extra}")
+        for key, shape in want.items():
+            if got[key] != shape:
+                name = ".".join(key) if isinstance(key, tuple) else key
+                raise ValueError(f"state[{name!r}] must have shape {shape} for batch size {batch_size}; "
+                                 f"got {got[key]}")

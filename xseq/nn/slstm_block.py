@@ -1,0 +1,104 @@
+"""The sLSTM block with post up-projection (paper Figure 5, App. B.4)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from .config import SLSTMLayerConfig
+from .layers import CausalConv1d, GatedFFN, MultiHeadNorm, gate_bias_init_, small_init_
+
+
+class SLSTMLayer(nn.Module):
+    """x (optionally through a causal conv + swish) feeds the input and forget gates, x itself feeds the
+    cell input z and output gate o, each through a block-diagonal projection per head (eqs 31-34's W x + b);
+    the sLSTM's block-diagonal recurrence R adds the h_{t-1} part; the output is normed per head."""
+
+    def __init__(self, d_model: int, cfg: SLSTMLayerConfig):
+        super().__init__()
+        self.cfg = cfg
+        H = cfg.num_heads
+        self.num_heads, self.head_dim = H, d_model // H
+        Dh = self.head_dim
+        self.conv = CausalConv1d(d_model, cfg.conv_kernel) if cfg.conv_kernel > 0 else None
+        self.W_if = nn.Parameter(torch.empty(2, H, Dh, Dh))  # input and forget gates, from the conv branch
+        self.W_zo = nn.Parameter(torch.empty(2, H, Dh, Dh))  # cell input and output gate, from x
+        self.bias = nn.Parameter(torch.zeros(4, H, Dh))  # b_{i,f,z,o}
+        self.R = nn.Parameter(torch.zeros(4, H, Dh, Dh))  # recurrent mixing starts off and is learned
+        self.norm = MultiHeadNorm(H, Dh)
+        small_init_(self.W_if, Dh)
+        small_init_(self.W_zo, Dh)
+        gate_bias_init_(self.bias[0], self.bias[1], H)
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> dict[str, torch.Tensor]:
+        shape = (batch_size, self.num_heads, self.head_dim)
+        state = {"c": torch.zeros(shape, device=device), "n": torch.zeros(shape, device=device),
+                 "m": torch.full(shape, float("-inf"), device=device), "h": torch.zeros(shape, device=device)}
+        if self.conv is not None:
+            state["conv"] = self.conv.init_state(batch_size, device, dtype)
+        return state
+
+    def _gates(self, x, x_conv):
+        """(..., d) -> gx (..., 4, H, Dh): the W x + b part of the pre-activations."""
+        xh = x.unflatten(-1, (self.num_heads, self.head_dim))
+        xc = x_conv.unflatten(-1, (self.num_heads, self.head_dim))
+        g_if = torch.einsum("...hd,ghde->...ghe", xc, self.W_if)
+        g_zo = torch.einsum("...hd,ghde->...ghe", xh, self.W_zo)
+        return torch.cat([g_if, g_zo], dim=-3) + self.bias
+
+    @staticmethod
+    def _cell(state):
+        return None if state is None else (state["c"], state["n"], state["m"], state["h"])
+
+    def forward(self, x: torch.Tensor, state: dict | None = None):
+        """x: (B, T, d_model). Returns y (B, T, d_model) and the new state dict."""
+        new = {}
+        if self.conv is not None:
+            x_conv, new["conv"] = self.conv(x, None if state is None else state["conv"])
+            x_conv = F.silu(x_conv)
+        else:
+            x_conv = x
+        h, cell = ops.slstm(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
+                            backend=self.cfg.backend)
+        new.update(zip(("c", "n", "m", "h"), cell))
+        return self.norm(h), new
+
+    def step(self, x: torch.Tensor, state: dict):
+        """x: (B, d_model). Returns y (B, d_model) and the new state dict."""
+        new = {}
+        if self.conv is not None:
+            x_conv, new["conv"] = self.conv.step(x, state["conv"])
+            x_conv = F.silu(x_conv)
+        else:
+            x_conv = x
+        h, cell = ops.slstm_step(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
+                                 backend=self.cfg.backend)
+        new.update(zip(("c", "n", "m", "h"), cell))
+        return self.norm(h), new
+
+
+class SLSTMBlock(nn.Module):
+    """x + dropout(sLSTM(LN(x))), then x + dropout(gated MLP(LN(x))), the post up-projection."""
+
+    def __init__(self, d_model: int, cfg: SLSTMLayerConfig, num_blocks: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model, bias=False)
+        self.layer = SLSTMLayer(d_model, cfg)
+        self.ffn_norm = nn.LayerNorm(d_model, bias=False)
+        self.ffn = GatedFFN(d_model, cfg.ffn_size(d_model), num_blocks)
+        self.drop = nn.Dropout(dropout)
+
+    def init_state(self, batch_size: int, device=None, dtype=None):
+        return self.layer.init_state(batch_size, device, dtype)
+
+    def forward(self, x, state=None):
+        return self._residual(self.layer, x, state)
+
+    def step(self, x, state):
+        return self._residual(self.layer.step, x, state)
+
+    def _residual(self, cell, x, state):
+        y, state = cell(self.norm(x), state)
+        x = x + self.drop(y)
+        return x + self.drop(self.ffn(self.ffn_norm(x))), state

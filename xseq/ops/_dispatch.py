@@ -1,0 +1,41 @@
+"""Backend registry: the plain PyTorch path is always there; fused kernels register themselves later
+(CPU in csrc/cpu, CUDA in csrc/cuda) and `backend="auto"` picks the best one available for the device."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Backend:
+    name: str
+    fn: Callable
+    available: Callable[[torch.device], bool]
+    priority: int
+
+
+_REGISTRY: dict[str, dict[str, Backend]] = {}
+
+
+def register_backend(op: str, name: str, fn: Callable, *, available: Callable[[torch.device], bool] | None = None,
+                     priority: int = 0) -> None:
+    _REGISTRY.setdefault(op, {})[name] = Backend(name, fn, available or (lambda device: True), priority)
+
+
+def backends(op: str) -> list[str]:
+    return sorted(_REGISTRY.get(op, {}))
+
+
+def resolve(op: str, backend: str, device: torch.device) -> Callable:
+    table = _REGISTRY[op]
+    if backend == "auto":
+        usable = [b for b in table.values() if b.available(device)]
+        return max(usable, key=lambda b: b.priority).fn
+    if backend not in table:
+        raise ValueError(f"backend must be 'auto' or one of {backends(op)} for {op}; got {backend!r}")
+    chosen = table[backend]
+    if not chosen.available(device):
+        raise ValueError(f"backend {backend!r} for {op} is not available on device {device}")
+    return chosen.fn

@@ -1,0 +1,82 @@
+"""Public sLSTM op: validation, dtype handling and dispatch to a backend."""
+from __future__ import annotations
+
+import torch
+
+from . import slstm_ref
+from ._checks import check_finite, check_same_device, check_shape, compute_dtype
+from ._dispatch import register_backend, resolve
+from ._state import SLSTMState
+from .slstm_ref import FORGET
+
+
+def slstm(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
+    """sLSTM over a sequence (eqs 28-34), stabilised (eqs 46-48).
+
+    gx: (B, T, 4, H, Dh) input parts of the pre-activations (W x + b), gate order (i, f, z, o);
+    R: (4, H, Dh, Dh) block-diagonal recurrent weights, pre[g, head] = gx[g, head] + h_{t-1}[head] @ R[g, head].
+    i = exp, f = sigmoid (or exp with forget="exp"), z = tanh, o = sigmoid.
+    state: None or (c, n, m, h), each (B, H, Dh). Returns h (B, T, H, Dh) in gx's dtype and the final
+    SLSTMState in float32 (float64 for float64 inputs)."""
+    check_shape("gx", gx, (None, None, 4, None, None), "(B, T, 4, H, Dh)")
+    B, T, _, H, Dh = gx.shape
+    if T == 0:
+        raise ValueError("gx must have at least one time step (T >= 1); got T = 0")
+    _check_common(gx, R, H, Dh, forget)
+    state = check_state(state, B, H, Dh, gx.device)
+    return resolve("slstm", backend, gx.device)(gx, R, state, forget=forget)
+
+
+def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
+    """One sLSTM step. gx: (B, 4, H, Dh); R: (4, H, Dh, Dh). Returns h (B, H, Dh) and the new SLSTMState."""
+    check_shape("gx", gx, (None, 4, None, None), "(B, 4, H, Dh)")
+    B, _, H, Dh = gx.shape
+    _check_common(gx, R, H, Dh, forget)
+    state = check_state(state, B, H, Dh, gx.device)
+    return resolve("slstm_step", backend, gx.device)(gx, R, state, forget=forget)
+
+
+def _check_common(gx, R, H, Dh, forget):
+    check_shape("R", R, (4, H, Dh, Dh), "(4, H, Dh, Dh) matching gx's heads and head size")
+    if forget not in FORGET:
+        raise ValueError(f"forget must be one of {FORGET}; got {forget!r}")
+    check_same_device(gx=gx, R=R)
+    check_finite("gx", gx)
+    check_finite("R", R)
+
+
+def check_state(state, B: int, H: int, Dh: int, device) -> SLSTMState | None:
+    if state is None:
+        return None
+    if not isinstance(state, (tuple, list)) or len(state) != 4:
+        raise ValueError(f"state must be None or a tuple (c, n, m, h); got {type(state).__name__}")
+    for name, s in zip(SLSTMState._fields, state):
+        check_shape(f"state.{name}", s, (B, H, Dh), "(B, H, Dh)")
+        check_same_device(gx=torch.empty(0, device=device), **{f"state.{name}": s})
+        check_finite(f"state.{name}", s, allow_neg_inf=(name == "m"))
+    return SLSTMState(*state)
+
+
+def _prepare(gx, R, state):
+    cd = compute_dtype(gx, R)
+    gx, R = gx.to(cd), R.to(cd)
+    state = slstm_ref.zero_state(gx) if state is None else SLSTMState(*(s.to(cd) for s in state))
+    return gx, R, state
+
+
+def _slstm_torch(gx, R, state, *, forget):
+    out_dtype = gx.dtype
+    gx, R, state = _prepare(gx, R, state)
+    h, state = slstm_ref.slstm_recurrent(gx, R, state, forget)
+    return h.to(out_dtype), state
+
+
+def _slstm_step_torch(gx, R, state, *, forget):
+    out_dtype = gx.dtype
+    gx, R, state = _prepare(gx, R, state)
+    h, state = slstm_ref.slstm_step(gx, R, state, forget)
+    return h.to(out_dtype), state
+
+
+register_backend("slstm", "torch", _slstm_torch)
+register_backend("slstm_step", "torch", _slstm_step_torch)
