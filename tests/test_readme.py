@@ -1,0 +1,17 @@
+"""Every python snippet in the README runs as written."""
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_snippets():
+    assert len(SNIPPETS) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(SNIPPETS)))
+def test_readme_snippet_runs(index):
+    exec(compile(SNIPPETS[index], f"README.md snippet {index}", "exec"), {})
