@@ -42,18 +42,21 @@ def parallel_bytes(T, B=1, H=4):
     return 8 * B * H * T * T * 4
 
 
-def bench_mlstm(lengths, repeats, mem_limit):
+def bench_mlstm(lengths, repeats, mem_limit, recurrent_max):
     header("mLSTM forward+backward on CPU: B=1, H=4, Dqk=Dv=64 (chunk 64); peak RSS = growth of resident memory over one fwd+bwd, measured in a fresh process")
     print(f"  {'T':>6s}  {'mode':<10s} {'time':>12s} {'peak RSS':>11s}  {'time / T (us)':>13s}")
     results = {}
     for T in lengths:
         for mode in ("chunkwise", "parallel", "recurrent", "sdpa"):
+            if mode == "recurrent" and T > recurrent_max:
+                print(f"  {T:>6d}  {mode:<10s}   skipped: a Python loop of {T} steps (raise --recurrent-max to run it)")
+                continue
             if mode == "parallel" and parallel_bytes(T) > mem_limit:
                 print(f"  {T:>6d}  {mode:<10s}   skipped: needs ~{parallel_bytes(T) / 2**30:.0f} GB "
                       f"(quadratic in T), over the {mem_limit / 2**30:.0f} GB limit")
                 continue
             run = mlstm_case(mode, T)
-            reps = 1 if (mode == "recurrent" and T > 4096) else repeats
+            reps = 1 if (mode == "recurrent" and T > 1024) else repeats
             t = timeit(run, repeats=reps, warmup=0 if reps == 1 else 1)
             del run
             results[(mode, T)] = t
@@ -110,7 +113,8 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--mem-limit-gb", type=float, default=12.0)
+    p.add_argument("--mem-limit-gb", type=float, default=12.0, help="skip the parallel form above this estimate")
+    p.add_argument("--recurrent-max", type=int, default=16384, help="longest T for the recurrent mode")
     p.add_argument("--child-memory", nargs=2, metavar=("MODE", "T"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_memory:  # a fresh process measuring one mLSTM case's peak memory
@@ -120,7 +124,7 @@ def main():
         return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    bench_mlstm(args.lengths, args.repeats, args.mem_limit_gb * 2**30)
+    bench_mlstm(args.lengths, args.repeats, args.mem_limit_gb * 2**30, args.recurrent_max)
     bench_slstm(args.repeats)
 
 

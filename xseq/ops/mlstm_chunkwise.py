@@ -49,17 +49,19 @@ def _chunks(q, k, v, igate, fgate, state: MLSTMState, L: int):
     n_add = (k * w).sum(dim=-2)  # (B, H, NC, Dqk)
 
     # 2) carry the state across chunks: eqs 9-10 and 46-48 with one "step" per chunk
+    # (unbind once: indexing chunk c inside the loop would make the backward fill a full-size zero
+    # gradient per chunk, quadratic in T)
     C, n, m = state
     C_in, n_in, m_in = [], [], []
-    for c in range(NC):
+    for g_c, loc_c, C_c, n_c in zip(g.unbind(-1), loc.unbind(-1), C_add.unbind(2), n_add.unbind(2)):
         C_in.append(C)
         n_in.append(n)
         m_in.append(m)
-        m_new = torch.maximum(g[..., c] + m, loc[..., c]).detach()
-        f = torch.exp(g[..., c] + m - m_new)
-        i = torch.exp(loc[..., c] - m_new)
-        C = f[..., None, None] * C + i[..., None, None] * C_add[:, :, c]
-        n = f.unsqueeze(-1) * n + i.unsqueeze(-1) * n_add[:, :, c]
+        m_new = torch.maximum(g_c + m, loc_c).detach()
+        f = torch.exp(g_c + m - m_new)
+        i = torch.exp(loc_c - m_new)
+        C = f[..., None, None] * C + i[..., None, None] * C_c
+        n = f.unsqueeze(-1) * n + i.unsqueeze(-1) * n_c
         m = m_new
     C_in = torch.stack(C_in, dim=2)  # (B, H, NC, Dqk, Dv)
     n_in = torch.stack(n_in, dim=2)  # (B, H, NC, Dqk)

@@ -81,9 +81,10 @@ def mlstm_step(q, k, v, igate, fgate, state: MLSTMState):
 
 
 def mlstm_recurrent(q, k, v, igate, fgate, state: MLSTMState):
-    """The recurrence as a loop of `mlstm_step` over T."""
+    """The recurrence as a loop of `mlstm_step` over T. (Inputs are unbound once: indexing step t inside the
+    loop would make the backward fill a full-size zero gradient per step, quadratic in T.)"""
     hs = []
-    for t in range(q.shape[2]):
-        h, state = mlstm_step(q[:, :, t], k[:, :, t], v[:, :, t], igate[:, :, t], fgate[:, :, t], state)
+    for q_t, k_t, v_t, i_t, f_t in zip(*(x.unbind(2) for x in (q, k, v, igate, fgate))):
+        h, state = mlstm_step(q_t, k_t, v_t, i_t, f_t, state)
         hs.append(h)
     return torch.stack(hs, dim=2), state

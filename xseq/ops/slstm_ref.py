@@ -41,7 +41,7 @@ def slstm_step(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str
 def slstm_recurrent(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str = "sigmoid"):
     """gx: (B, T, 4, H, Dh). Returns h (B, T, H, Dh) and the final SLSTMState."""
     hs = []
-    for t in range(gx.shape[1]):
-        h, state = slstm_step(gx[:, t], R, state, forget)
+    for gx_t in gx.unbind(1):  # unbound once, see mlstm_ref.mlstm_recurrent
+        h, state = slstm_step(gx_t, R, state, forget)
         hs.append(h)
     return torch.stack(hs, dim=1), state
