@@ -1,6 +1,7 @@
 """xseq: xLSTM (sLSTM and mLSTM) encoders with a parallel and a step-wise face, for sequence modelling."""
 from . import ops
+from .forecast import XLSTMForecaster
 from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
 
 __version__ = "0.1.0"
-__all__ = ["ops", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "__version__"]
+__all__ = ["ops", "XLSTMForecaster", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "__version__"]

@@ -1,0 +1,7 @@
+"""Loaders for the public datasets the recipes, tests and benchmarks use. Every loader takes a path or a
+data directory; `data_path` resolves names against $XSEQ_DATA_DIR."""
+from .ett import ETT_SPLITS, ETTSplit, ett_protocol, load_ett
+from .paths import data_path
+from .tables import load_csv
+
+__all__ = ["load_ett", "ett_protocol", "ETTSplit", "ETT_SPLITS", "load_csv", "data_path"]

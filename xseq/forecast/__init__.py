@@ -1,0 +1,8 @@
+"""Forecasting: XLSTMForecaster (scikit-learn style, pandas in and out, Lightning underneath) and the
+baselines every figure is printed beside."""
+from .baselines import fit_centred_linear, predict_centred_linear, seasonal_naive
+from .estimator import Backtest, XLSTMForecaster
+from .model import ForecastNet
+
+__all__ = ["XLSTMForecaster", "Backtest", "ForecastNet", "fit_centred_linear", "predict_centred_linear",
+           "seasonal_naive"]

@@ -1,0 +1,76 @@
+"""The forecasting network: a linear skip path plus an xLSTM over patches, one series at a time.
+
+For each window of L past values x (one series; channels are separate series, "channel independence"):
+  mu = mean(x), s = std(x - mu)                        instance normalisation
+  skip  = W (x - mu)                                   a linear map L -> H (initialised at the closed-form fit)
+  deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens
+  point = mu + skip + deep (+ a pointwise term in the future covariates)
+Quantiles, if any, are the point forecast (the median) plus cumulative softplus offsets, so they never cross.
+The deep head starts at zero: an untrained network forecasts exactly what its linear path does."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import XLSTMConfig, XLSTMEncoder
+
+
+class ForecastNet(nn.Module):
+    def __init__(self, lookback: int, horizon: int, encoder: XLSTMConfig, patch_len: int = 16,
+                 quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1):
+        super().__init__()
+        self.lookback, self.horizon, self.patch_len = lookback, horizon, patch_len
+        self.n_patches = math.ceil(lookback / patch_len)
+        self.quantiles = tuple(quantiles)
+        self.n_out = max(1, len(self.quantiles))
+        self.median_index = self.quantiles.index(0.5) if self.quantiles else 0
+        self.n_covariates = n_covariates
+        d = encoder.d_model
+        self.skip = nn.Linear(lookback, horizon, bias=False)
+        self.embed = nn.Linear(patch_len * (1 + n_covariates), d)
+        self.encoder = XLSTMEncoder(encoder)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(self.n_patches * d, horizon * self.n_out)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        if n_covariates:
+            self.future_cov = nn.Linear(n_covariates, self.n_out)
+            nn.init.zeros_(self.future_cov.weight)
+            nn.init.zeros_(self.future_cov.bias)
+
+    def set_skip(self, W: torch.Tensor) -> None:
+        """W: (L, H), e.g. the closed-form ridge solution."""
+        with torch.no_grad():
+            self.skip.weight.copy_(torch.as_tensor(W, dtype=self.skip.weight.dtype).T)
+
+    def forward(self, past: torch.Tensor, past_cov: torch.Tensor | None = None,
+                future_cov: torch.Tensor | None = None) -> torch.Tensor:
+        """past: (N, L); past_cov: (N, L, C); future_cov: (N, H, C). Returns (N, H, n_out), quantiles last
+        (n_out = 1 without quantiles)."""
+        mu = past.mean(dim=1, keepdim=True)
+        centred = past - mu
+        scale = centred.std(dim=1, keepdim=True).clamp_min(1e-5)
+        skip = self.skip(centred)  # (N, H)
+
+        tokens = F.pad(centred / scale, (self.n_patches * self.patch_len - self.lookback, 0))
+        tokens = tokens.view(-1, self.n_patches, self.patch_len)
+        if self.n_covariates:
+            cov = F.pad(past_cov, (0, 0, self.n_patches * self.patch_len - self.lookback, 0))
+            cov = cov.reshape(-1, self.n_patches, self.patch_len * self.n_covariates)
+            tokens = torch.cat([tokens, cov], dim=-1)
+        h, _ = self.encoder(self.embed(tokens))
+        deep = self.head(self.drop(h.flatten(1))).view(-1, self.horizon, self.n_out) * scale.unsqueeze(-1)
+        if self.n_covariates:
+            deep = deep + self.future_cov(future_cov) * scale.unsqueeze(-1)
+
+        point = (mu + skip).unsqueeze(-1)
+        if self.n_out == 1:
+            return point + deep
+        m = self.median_index
+        median = point + deep[..., m:m + 1]
+        lower = torch.flip(torch.cumsum(torch.flip(F.softplus(deep[..., :m]), [-1]), -1), [-1])
+        upper = torch.cumsum(F.softplus(deep[..., m + 1:]), -1)
+        return torch.cat([median - lower * scale.unsqueeze(-1), median, median + upper * scale.unsqueeze(-1)], -1)

@@ -1,0 +1,113 @@
+"""Lightning pieces of the forecaster: window batches gathered from one flat tensor, the LightningModule,
+and a callback that keeps the best weights seen on validation (the initial, linear-only network included)."""
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from .model import ForecastNet
+
+
+class WindowData:
+    """All series concatenated into one (sum T_i,) tensor. A window is addressed by the flat index of its
+    first past value; gather() builds a batch without any per-sample Python."""
+
+    def __init__(self, values: np.ndarray, covariates: np.ndarray | None, lookback: int, horizon: int):
+        self.values = torch.as_tensor(values, dtype=torch.float32)
+        self.covariates = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float32)
+        self.lookback, self.horizon = lookback, horizon
+        self.offsets = torch.arange(lookback + horizon)
+
+    def to(self, device):
+        self.values = self.values.to(device)
+        self.offsets = self.offsets.to(device)
+        if self.covariates is not None:
+            self.covariates = self.covariates.to(device)
+        return self
+
+    def gather(self, starts: torch.Tensor):
+        idx = starts.to(self.values.device)[:, None] + self.offsets
+        window = self.values[idx]
+        past, future = window[:, :self.lookback], window[:, self.lookback:]
+        if self.covariates is None:
+            return past, future, None, None
+        cov = self.covariates[idx]
+        return past, future, cov[:, :self.lookback], cov[:, self.lookback:]
+
+
+def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """pred: (N, H, Q) in ascending quantile order; target (N, H)."""
+    diff = target.unsqueeze(-1) - pred
+    return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
+
+
+class ForecastModule(L.LightningModule):
+    def __init__(self, net: ForecastNet, data: WindowData, *, loss: str, learning_rate: float,
+                 weight_decay: float, max_epochs: int, steps_per_epoch: int):
+        super().__init__()
+        self.net, self.data = net, data
+        self.loss_name, self.lr, self.weight_decay = loss, learning_rate, weight_decay
+        self.total_steps = max(1, max_epochs * steps_per_epoch)
+        self.register_buffer("q", torch.tensor(net.quantiles or [0.5]), persistent=False)
+
+    def on_fit_start(self):
+        self.data.to(self.device)
+
+    def on_validation_start(self):
+        self.data.to(self.device)
+
+    def _forward(self, batch):
+        past, future, past_cov, future_cov = self.data.gather(batch[0])
+        return self.net(past, past_cov, future_cov), future
+
+    def training_step(self, batch, _):
+        pred, target = self._forward(batch)
+        if self.net.quantiles:
+            loss = pinball(pred, target, self.q)
+        elif self.loss_name == "mae":
+            loss = (pred[..., 0] - target).abs().mean()
+        else:
+            loss = ((pred[..., 0] - target) ** 2).mean()
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, _):
+        pred, target = self._forward(batch)
+        point = pred[..., self.net.median_index]
+        self.log("val_mse", ((point - target) ** 2).mean(), prog_bar=True, batch_size=len(target))
+        self.log("val_mae", (point - target).abs().mean(), batch_size=len(target))
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and not n.startswith("skip")]
+        no_decay = [p for n, p in self.net.named_parameters() if p.dim() < 2 or n.startswith("skip")]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.total_steps,
+                                                    pct_start=0.1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class KeepBest(L.Callback):
+    """Keeps a copy of the network's weights at its best validation score (lower is better). Seeded with the
+    untrained network's score so that training can only improve on the linear path, as judged on validation."""
+
+    def __init__(self, monitor: str, initial_score: float, initial_state: dict):
+        self.monitor, self.best_score, self.best_state, self.best_epoch = monitor, initial_score, initial_state, -1
+
+    def on_validation_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        score = trainer.callback_metrics.get(self.monitor)
+        if score is not None and float(score) < self.best_score:
+            self.best_score, self.best_epoch = float(score), trainer.current_epoch
+            self.best_state = copy.deepcopy(module.net.state_dict())
+
+
+def loader(starts: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(torch.as_tensor(starts, dtype=torch.long)), batch_size=batch_size,
+                      shuffle=shuffle, generator=g if shuffle else None)
