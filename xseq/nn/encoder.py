@@ -82,6 +82,14 @@ class XLSTMEncoder(nn.Module):
             x, new[key] = blk.step(x, state[key])
         return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
 
+    def _state_shapes(self, batch_size: int) -> dict:
+        """Leaf shapes of a valid state, built once per batch size (step() checks the state every call)."""
+        cache = self.__dict__.setdefault("_shape_cache", {})
+        if batch_size not in cache:
+            expected = self.init_state(batch_size, device="meta")
+            cache[batch_size] = {k: tuple(v.shape) for k, v in expected.items(include_nested=True, leaves_only=True)}
+        return cache[batch_size]
+
     def _check_input(self, name: str, x: torch.Tensor, ndim: int) -> None:
         check_float(name, x)
         layout = "(B, T, d_model)" if ndim == 3 else "(B, d_model)"
@@ -95,8 +103,7 @@ class XLSTMEncoder(nn.Module):
             return
         if not isinstance(state, TensorDict):
             raise ValueError(f"state must be a TensorDict from init_state/forward/step; got {type(state).__name__}")
-        expected = self.init_state(batch_size, device="meta")
-        want = {k: tuple(v.shape) for k, v in expected.items(include_nested=True, leaves_only=True)}
+        want = self._state_shapes(batch_size)
         got = {k: tuple(v.shape) for k, v in state.items(include_nested=True, leaves_only=True)}
         if want.keys() != got.keys():
             missing, extra = sorted(map(str, want.keys() - got.keys())), sorted(map(str, got.keys() - want.keys()))

@@ -51,31 +51,26 @@ class SLSTMLayer(nn.Module):
     def _cell(state):
         return None if state is None else (state["c"], state["n"], state["m"], state["h"])
 
+    def _conv_branch(self, x, state, conv):
+        """The input of the i and f gates: swish(causal conv(x)), or x itself without a conv."""
+        if self.conv is None:
+            return x, {}
+        x_conv, buffer = conv(x, None if state is None else state["conv"])
+        return F.silu(x_conv), {"conv": buffer}
+
     def forward(self, x: torch.Tensor, state: dict | None = None):
         """x: (B, T, d_model). Returns y (B, T, d_model) and the new state dict."""
-        new = {}
-        if self.conv is not None:
-            x_conv, new["conv"] = self.conv(x, None if state is None else state["conv"])
-            x_conv = F.silu(x_conv)
-        else:
-            x_conv = x
+        x_conv, new = self._conv_branch(x, state, self.conv)
         h, cell = ops.slstm(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
                             backend=self.cfg.backend)
-        new.update(zip(("c", "n", "m", "h"), cell))
-        return self.norm(h), new
+        return self.norm(h), {**new, **cell._asdict()}
 
     def step(self, x: torch.Tensor, state: dict):
         """x: (B, d_model). Returns y (B, d_model) and the new state dict."""
-        new = {}
-        if self.conv is not None:
-            x_conv, new["conv"] = self.conv.step(x, state["conv"])
-            x_conv = F.silu(x_conv)
-        else:
-            x_conv = x
+        x_conv, new = self._conv_branch(x, state, self.conv.step if self.conv is not None else None)
         h, cell = ops.slstm_step(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
                                  backend=self.cfg.backend)
-        new.update(zip(("c", "n", "m", "h"), cell))
-        return self.norm(h), new
+        return self.norm(h), {**new, **cell._asdict()}
 
 
 class SLSTMBlock(nn.Module):
