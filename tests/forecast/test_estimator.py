@@ -100,6 +100,11 @@ def test_cross_validate(fitted, two_series):
     assert bt.metrics.loc["all", "mse"] == pytest.approx(float((err ** 2).mean()))
 
 
+def test_last_token_head(two_series):
+    f = XLSTMForecaster(12, 48, head="last", **SMALL).fit(two_series)
+    assert f.net_.head.in_features == 16 and np.isfinite(f.predict().to_numpy()).all()
+
+
 def test_quantiles_are_monotone(two_series):
     f = XLSTMForecaster(12, 48, quantiles=[0.1, 0.9], **SMALL).fit(two_series)
     fc = f.predict()
@@ -144,7 +149,7 @@ def test_bad_predict_input(fitted, two_series):
 
 @pytest.mark.parametrize("params,match", [
     (dict(horizon=0), "horizon"), (dict(loss="huber"), "loss"), (dict(quantiles=[0.1, 1.5]), "quantiles"),
-    (dict(ridge=-1), "ridge"), (dict(dropout=1.0), "dropout"),
+    (dict(ridge=-1), "ridge"), (dict(dropout=1.0), "dropout"), (dict(head="mean"), "head"),
 ])
 def test_bad_params(co2, params, match):
     kw = dict(horizon=12, lookback=48) | params

@@ -42,14 +42,14 @@ class XLSTMForecaster(BaseEstimator):
     """
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
-                 layout: str = "mm", num_heads: int = 4, dropout: float = 0.1, loss: str = "mse",
+                 layout: str = "mm", num_heads: int = 4, dropout: float = 0.1, head: str = "flatten", loss: str = "mse",
                  quantiles=None, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
                  weight_decay: float = 0.01, patience: int = 3, val_size: float = 0.2, ridge="auto",
                  fill: str | None = None, max_train_windows: int | None = None, accelerator: str = "cpu",
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
                  checkpoint_dir: str | None = None):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
-        self.d_model, self.layout, self.num_heads, self.dropout = d_model, layout, num_heads, dropout
+        self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles = loss, quantiles
         self.max_epochs, self.batch_size, self.learning_rate = max_epochs, batch_size, learning_rate
         self.weight_decay, self.patience, self.val_size, self.ridge = weight_decay, patience, val_size, ridge
@@ -90,7 +90,7 @@ class XLSTMForecaster(BaseEstimator):
             encoder = XLSTMConfig(d_model=self.d_model, layout=self.layout, dropout=self.dropout,
                                   mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
             net = ForecastNet(L_, H, encoder, patch_len=min(self.patch_len, L_), quantiles=quantiles,
-                              n_covariates=len(panel.cov_names), dropout=self.dropout)
+                              n_covariates=len(panel.cov_names), dropout=self.dropout, head=self.head)
             net.set_skip(W)
             steps = -(-len(train) // self.batch_size)
             module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
@@ -237,7 +237,8 @@ class XLSTMForecaster(BaseEstimator):
         encoder = XLSTMConfig(d_model=self.d_model, layout=self.layout, dropout=self.dropout,
                               mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
         net = ForecastNet(self.lookback, self.horizon, encoder, patch_len=min(self.patch_len, self.lookback),
-                          quantiles=self._quantiles(), n_covariates=len(self.covariate_names_), dropout=self.dropout)
+                          quantiles=self._quantiles(), n_covariates=len(self.covariate_names_), dropout=self.dropout,
+                          head=self.head)
         net.load_state_dict(state["net"])
         self.net_ = net.eval()
         return self
@@ -248,6 +249,8 @@ class XLSTMForecaster(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if self.head not in ("flatten", "last"):
+            raise ValueError(f"head must be 'flatten' or 'last'; got {self.head!r}")
         if self.loss not in ("mse", "mae"):
             raise ValueError(f"loss must be 'mse' or 'mae'; got {self.loss!r}")
         if not (isinstance(self.val_size, (int, float)) and self.val_size >= 0):

@@ -3,7 +3,8 @@
 For each window of L past values x (one series; channels are separate series, "channel independence"):
   mu = mean(x), s = std(x - mu)                        instance normalisation
   skip  = W (x - mu)                                   a linear map L -> H (initialised at the closed-form fit)
-  deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens
+  deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens; the head reads
+                                                       its last output ("last") or all of them ("flatten")
   point = mu + skip + deep (+ a pointwise term in the future covariates)
 Quantiles, if any, are the point forecast (the median) plus cumulative softplus offsets, so they never cross.
 The deep head starts at zero: an untrained network forecasts exactly what its linear path does."""
@@ -20,7 +21,8 @@ from ..nn import XLSTMConfig, XLSTMEncoder
 
 class ForecastNet(nn.Module):
     def __init__(self, lookback: int, horizon: int, encoder: XLSTMConfig, patch_len: int = 16,
-                 quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1):
+                 quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1,
+                 head: str = "flatten"):
         super().__init__()
         self.lookback, self.horizon, self.patch_len = lookback, horizon, patch_len
         self.n_patches = math.ceil(lookback / patch_len)
@@ -28,12 +30,16 @@ class ForecastNet(nn.Module):
         self.n_out = max(1, len(self.quantiles))
         self.median_index = self.quantiles.index(0.5) if self.quantiles else 0
         self.n_covariates = n_covariates
+        if head not in ("last", "flatten"):
+            raise ValueError(f"head must be 'last' (the xLSTM's output after the last patch) or 'flatten' "
+                             f"(every patch's output, PatchTST-style); got {head!r}")
+        self.head_kind = head
         d = encoder.d_model
         self.skip = nn.Linear(lookback, horizon, bias=False)
         self.embed = nn.Linear(patch_len * (1 + n_covariates), d)
         self.encoder = XLSTMEncoder(encoder)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(self.n_patches * d, horizon * self.n_out)
+        self.head = nn.Linear((self.n_patches if head == "flatten" else 1) * d, horizon * self.n_out)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         if n_covariates:
@@ -62,7 +68,8 @@ class ForecastNet(nn.Module):
             cov = cov.reshape(-1, self.n_patches, self.patch_len * self.n_covariates)
             tokens = torch.cat([tokens, cov], dim=-1)
         h, _ = self.encoder(self.embed(tokens))
-        deep = self.head(self.drop(h.flatten(1))).view(-1, self.horizon, self.n_out) * scale.unsqueeze(-1)
+        h = h.flatten(1) if self.head_kind == "flatten" else h[:, -1]
+        deep = self.head(self.drop(h)).view(-1, self.horizon, self.n_out) * scale.unsqueeze(-1)
         if self.n_covariates:
             deep = deep + self.future_cov(future_cov) * scale.unsqueeze(-1)
 
