@@ -84,7 +84,7 @@ def test_clone_pickle_save_load(fitted, tmp_path, two_series):
 
 
 def test_never_worse_than_linear_on_validation(fitted):
-    assert fitted.best_val_mse_ <= fitted.initial_val_mse_
+    assert fitted.best_val_loss_ <= fitted.initial_val_loss_ and fitted.best_val_mse_ > 0
 
 
 def test_cross_validate(fitted, two_series):

@@ -48,3 +48,20 @@ def test_missing_data_file_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("XSEQ_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="XSEQ_DATA_DIR"):
         load_ett("ett/ETTh9.csv")
+
+
+@pytest.mark.slow
+def test_quantile_interval_coverage_on_etth1_test(data_dir):
+    """Issue criterion: the 10-90% interval covers 70-90% of ETTh1 test points (H=96, L=512), and the
+    quantiles never cross. A reduced training budget keeps this inside the CI time."""
+    from xseq import XLSTMForecaster
+
+    split = ett_protocol(load_ett(data_dir / "ett" / "ETTh1.csv"), lookback=512)
+    model = XLSTMForecaster(96, 512, quantiles=[0.1, 0.9], max_epochs=1, quantile_epochs=3,
+                            max_train_windows=12000, val_size=split.val_end - split.train_end,
+                            progress_bar=False, threads=2)
+    model.fit(split.frame.iloc[:split.val_end])
+    f = model.cross_validate(split.frame, n_windows=len(split.origins("test", 96)), step=1).forecasts
+    assert (f["forecast_q0.1"] <= f["forecast_q0.5"]).all() and (f["forecast_q0.5"] <= f["forecast_q0.9"]).all()
+    coverage = ((f["y"] >= f["forecast_q0.1"]) & (f["y"] <= f["forecast_q0.9"])).mean()
+    assert 0.70 <= coverage <= 0.90, coverage

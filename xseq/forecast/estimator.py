@@ -43,14 +43,14 @@ class XLSTMForecaster(BaseEstimator):
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
                  layout: str = "mm", num_heads: int = 4, dropout: float = 0.1, head: str = "flatten", loss: str = "mse",
-                 quantiles=None, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
+                 quantiles=None, quantile_epochs: int = 2, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
                  weight_decay: float = 0.01, patience: int = 3, val_size: float = 0.2, ridge="auto",
                  fill: str | None = None, max_train_windows: int | None = None, accelerator: str = "cpu",
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
                  checkpoint_dir: str | None = None):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
-        self.loss, self.quantiles = loss, quantiles
+        self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
         self.max_epochs, self.batch_size, self.learning_rate = max_epochs, batch_size, learning_rate
         self.weight_decay, self.patience, self.val_size, self.ridge = weight_decay, patience, val_size, ridge
         self.fill, self.max_train_windows, self.accelerator = fill, max_train_windows, accelerator
@@ -97,11 +97,11 @@ class XLSTMForecaster(BaseEstimator):
                                     weight_decay=self.weight_decay, max_epochs=self.max_epochs, steps_per_epoch=steps)
             callbacks = []
             if len(val):
-                self.initial_val_mse_ = _mse(net, data, val, net.median_index)
-                keep = KeepBest("val_mse", self.initial_val_mse_, {k: v.clone() for k, v in net.state_dict().items()})
-                callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_mse", patience=self.patience)]
+                self.initial_val_loss_, self.initial_val_mse_ = _evaluate(module, val)
+                keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
+                callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
             if self.checkpoint_dir:
-                callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir, monitor="val_mse" if len(val) else None))
+                callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir, monitor="val_loss" if len(val) else None))
             trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1, logger=False,
                                 callbacks=callbacks, enable_checkpointing=bool(self.checkpoint_dir),
                                 enable_progress_bar=self.progress_bar, enable_model_summary=False,
@@ -112,14 +112,34 @@ class XLSTMForecaster(BaseEstimator):
             self.train_time_ = time.perf_counter() - t0
             if len(val):
                 net.load_state_dict(keep.best_state)
-                self.best_val_mse_, self.best_epoch_ = keep.best_score, keep.best_epoch
+                self.best_val_loss_, self.best_epoch_ = keep.best_score, keep.best_epoch
+                self.best_val_mse_ = _evaluate(module, val)[1]
             self.n_epochs_ = trainer.current_epoch
+            if quantiles:
+                self._fit_quantiles(net, data, train, steps)
         self.net_ = net.cpu().eval()
         self.mean_, self.std_ = mean, std
         self.series_names_, self.format_, self.freq_ = panel.names, panel.fmt, panel.freq
         self.covariate_names_ = list(panel.cov_names)
         self.history_ = panel
         return self
+
+    def _fit_quantiles(self, net: ForecastNet, data: WindowData, train: np.ndarray, steps: int) -> None:
+        """Stage 2: with the point forecast fixed, fit the quantile head with the pinball loss on the training
+        windows for `quantile_epochs` epochs. (Not selected on validation: the validation period may differ in
+        noise level from the training period, and the point model has already used it.)"""
+        frozen = [p for n, p in net.named_parameters() if not n.startswith("quantile_head")]
+        for p in frozen:
+            p.requires_grad_(False)
+        module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
+                                weight_decay=self.weight_decay, max_epochs=self.quantile_epochs,
+                                steps_per_epoch=steps, quantile_stage=True)
+        trainer = L.Trainer(max_epochs=self.quantile_epochs, accelerator=self.accelerator, devices=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=self.progress_bar,
+                            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+        trainer.fit(module, loader(train, self.batch_size, True, self.seed + 1))
+        for p in frozen:
+            p.requires_grad_(True)
 
     def _linear_init(self, data: WindowData, train: np.ndarray, val: np.ndarray):
         """Closed-form ridge fit of the skip path on the training windows; the penalty is chosen on the
@@ -245,7 +265,8 @@ class XLSTMForecaster(BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
-        for name in ("horizon", "lookback", "patch_len", "d_model", "num_heads", "max_epochs", "batch_size", "patience"):
+        for name in ("horizon", "lookback", "patch_len", "d_model", "num_heads", "max_epochs", "batch_size", "patience",
+                     "quantile_epochs"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
@@ -333,17 +354,20 @@ class XLSTMForecaster(BaseEstimator):
             torch.set_num_threads(before)
 
 
-def _mse(net: ForecastNet, data: WindowData, starts: np.ndarray, m: int) -> float:
+def _evaluate(module: ForecastModule, starts: np.ndarray) -> tuple[float, float]:
+    """(training objective, point MSE) of the module's network over the windows `starts`, in eval mode."""
+    net = module.net
     net.eval()
-    total, count = 0.0, 0
+    loss_sum, se_sum, n = 0.0, 0.0, 0
     with torch.no_grad():
         for s in range(0, len(starts), 4096):
-            past, fut, pc, fc = data.gather(torch.as_tensor(starts[s:s + 4096]))
-            pred = net(past, pc, fc)[..., m]
-            total += float(((pred - fut) ** 2).sum())
-            count += fut.numel()
+            past, fut, pc, fc = module.data.gather(torch.as_tensor(starts[s:s + 4096]))
+            pred = net(past, pc, fc)
+            loss_sum += float(module.objective(pred, fut)) * len(fut)
+            se_sum += float(((pred[..., net.median_index] - fut) ** 2).sum())
+            n += len(fut)
     net.train()
-    return total / count
+    return loss_sum / n, se_sum / (n * module.data.horizon)
 
 
 def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, std: np.ndarray, names) -> pd.DataFrame:

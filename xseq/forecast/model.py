@@ -6,8 +6,9 @@ For each window of L past values x (one series; channels are separate series, "c
   deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens; the head reads
                                                        its last output ("last") or all of them ("flatten")
   point = mu + skip + deep (+ a pointwise term in the future covariates)
-Quantiles, if any, are the point forecast (the median) plus cumulative softplus offsets, so they never cross.
-The deep head starts at zero: an untrained network forecasts exactly what its linear path does."""
+Quantiles, if any, are the point forecast (the median) plus cumulative softplus offsets from a separate head
+on the same features (scaled by s), so they never cross. The deep head starts at zero: an untrained network
+forecasts exactly what its linear path does."""
 from __future__ import annotations
 
 import math
@@ -39,13 +40,20 @@ class ForecastNet(nn.Module):
         self.embed = nn.Linear(patch_len * (1 + n_covariates), d)
         self.encoder = XLSTMEncoder(encoder)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear((self.n_patches if head == "flatten" else 1) * d, horizon * self.n_out)
+        features = (self.n_patches if head == "flatten" else 1) * d
+        self.head = nn.Linear(features, horizon)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if self.quantiles:
+            self.quantile_head = nn.Linear(features, horizon * (self.n_out - 1))
+            nn.init.zeros_(self.quantile_head.weight)
         if n_covariates:
-            self.future_cov = nn.Linear(n_covariates, self.n_out)
+            self.future_cov = nn.Linear(n_covariates, 1)
             nn.init.zeros_(self.future_cov.weight)
             nn.init.zeros_(self.future_cov.bias)
+
+    def quantile_parameters(self) -> list[nn.Parameter]:
+        return list(self.quantile_head.parameters()) if self.quantiles else []
 
     def set_skip(self, W: torch.Tensor) -> None:
         """W: (L, H), e.g. the closed-form ridge solution."""
@@ -68,16 +76,15 @@ class ForecastNet(nn.Module):
             cov = cov.reshape(-1, self.n_patches, self.patch_len * self.n_covariates)
             tokens = torch.cat([tokens, cov], dim=-1)
         h, _ = self.encoder(self.embed(tokens))
-        h = h.flatten(1) if self.head_kind == "flatten" else h[:, -1]
-        deep = self.head(self.drop(h)).view(-1, self.horizon, self.n_out) * scale.unsqueeze(-1)
+        h = self.drop(h.flatten(1) if self.head_kind == "flatten" else h[:, -1])
+        deep = self.head(h)
         if self.n_covariates:
-            deep = deep + self.future_cov(future_cov) * scale.unsqueeze(-1)
-
-        point = (mu + skip).unsqueeze(-1)
-        if self.n_out == 1:
-            return point + deep
+            deep = deep + self.future_cov(future_cov).squeeze(-1)
+        point = (mu + skip + deep * scale).unsqueeze(-1)  # (N, H, 1)
+        if not self.quantiles:
+            return point
         m = self.median_index
-        median = point + deep[..., m:m + 1]
-        lower = torch.flip(torch.cumsum(torch.flip(F.softplus(deep[..., :m]), [-1]), -1), [-1])
-        upper = torch.cumsum(F.softplus(deep[..., m + 1:]), -1)
-        return torch.cat([median - lower * scale.unsqueeze(-1), median, median + upper * scale.unsqueeze(-1)], -1)
+        raw = F.softplus(self.quantile_head(h).view(-1, self.horizon, self.n_out - 1)) * scale.unsqueeze(-1)
+        lower = torch.flip(torch.cumsum(torch.flip(raw[..., :m], [-1]), -1), [-1])
+        upper = torch.cumsum(raw[..., m:], -1)
+        return torch.cat([point - lower, point, point + upper], -1)

@@ -47,9 +47,10 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -
 
 class ForecastModule(L.LightningModule):
     def __init__(self, net: ForecastNet, data: WindowData, *, loss: str, learning_rate: float,
-                 weight_decay: float, max_epochs: int, steps_per_epoch: int):
+                 weight_decay: float, max_epochs: int, steps_per_epoch: int, quantile_stage: bool = False):
+        """quantile_stage: train only the quantile head with the pinball loss (the point forecast is frozen)."""
         super().__init__()
-        self.net, self.data = net, data
+        self.net, self.data, self.quantile_stage = net, data, quantile_stage
         self.loss_name, self.lr, self.weight_decay = loss, learning_rate, weight_decay
         self.total_steps = max(1, max_epochs * steps_per_epoch)
         self.register_buffer("q", torch.tensor(net.quantiles or [0.5]), persistent=False)
@@ -64,26 +65,37 @@ class ForecastModule(L.LightningModule):
         past, future, past_cov, future_cov = self.data.gather(batch[0])
         return self.net(past, past_cov, future_cov), future
 
+    def objective(self, pred, target):
+        """The training loss: MSE or MAE of the point forecast; in the quantile stage, the pinball loss."""
+        if self.quantile_stage:
+            return pinball(pred, target, self.q)
+        point = pred[..., self.net.median_index]
+        if self.loss_name == "mae":
+            return (point - target).abs().mean()
+        return ((point - target) ** 2).mean()
+
     def training_step(self, batch, _):
         pred, target = self._forward(batch)
-        if self.net.quantiles:
-            loss = pinball(pred, target, self.q)
-        elif self.loss_name == "mae":
-            loss = (pred[..., 0] - target).abs().mean()
-        else:
-            loss = ((pred[..., 0] - target) ** 2).mean()
+        loss = self.objective(pred, target)
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch, _):
+        """val_loss (the training objective, which early stopping and KeepBest monitor), val_mse, val_mae."""
         pred, target = self._forward(batch)
         point = pred[..., self.net.median_index]
-        self.log("val_mse", ((point - target) ** 2).mean(), prog_bar=True, batch_size=len(target))
-        self.log("val_mae", (point - target).abs().mean(), batch_size=len(target))
+        n = len(target)
+        self.log("val_loss", self.objective(pred, target), prog_bar=True, batch_size=n)
+        self.log("val_mse", ((point - target) ** 2).mean(), batch_size=n)
+        self.log("val_mae", (point - target).abs().mean(), batch_size=n)
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and not n.startswith("skip")]
-        no_decay = [p for n, p in self.net.named_parameters() if p.dim() < 2 or n.startswith("skip")]
+        if self.quantile_stage:
+            params = [(n, p) for n, p in self.net.named_parameters() if n.startswith("quantile_head")]
+        else:
+            params = [(n, p) for n, p in self.net.named_parameters() if not n.startswith("quantile_head")]
+        decay = [p for n, p in params if p.dim() >= 2 and not n.startswith("skip")]
+        no_decay = [p for n, p in params if p.dim() < 2 or n.startswith("skip")]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.total_steps,
