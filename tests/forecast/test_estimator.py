@@ -155,3 +155,36 @@ def test_bad_params(co2, params, match):
     kw = dict(horizon=12, lookback=48) | params
     with pytest.raises(ValueError, match=match):
         XLSTMForecaster(**kw).fit(co2)
+
+
+def test_cross_series_linear_term(two_series):
+    f = XLSTMForecaster(12, 48, cross_series=6, **SMALL).fit(two_series)
+    assert f.net_.skip.in_features == 48 + 2 * 6
+    fc = f.predict()
+    bt = f.cross_validate(two_series, n_windows=3, step=2)
+    last = bt.forecasts[bt.forecasts["cutoff"] == bt.forecasts["cutoff"].max()]
+    expected = f.predict(y=two_series.iloc[:-12])
+    np.testing.assert_allclose(last[last.unique_id == "co2_detrended"]["forecast"].to_numpy(),
+                               expected["co2_detrended"].to_numpy(), rtol=1e-6, atol=1e-9)
+    assert np.isfinite(fc.to_numpy()).all()
+    with pytest.raises(ValueError, match="wide frame"):
+        XLSTMForecaster(12, 48, cross_series=6, **SMALL).fit(to_long(two_series))
+
+
+def test_window_gather_aligns_cross_series_blocks():
+    import torch
+
+    from xseq.forecast.training import WindowData
+
+    T, L, H, K = 20, 5, 2, 3
+    values = np.concatenate([np.arange(T) * 1.0, 100 + np.arange(T) ** 2.0])
+    data = WindowData(values, None, L, H, cross=K, series_len=T, n_series=2)
+    starts = torch.tensor([4, T + 7])  # series 0 at t0 = 4, series 1 at t0 = 7
+    past, future, _, _, cross = data.gather(starts)
+    for row, t0 in zip(range(2), (4, 7)):
+        origin = t0 + L
+        blocks = [values[j * T + origin - K: j * T + origin] for j in range(2)]
+        expected = np.concatenate([b - b.mean() for b in blocks])
+        np.testing.assert_allclose(cross[row].numpy(), expected, atol=1e-4)  # float32 of values ~ 400
+    np.testing.assert_allclose(past[1].numpy(), values[T + 7: T + 12])
+    np.testing.assert_allclose(future[1].numpy(), values[T + 12: T + 14])

@@ -24,14 +24,17 @@ class NormalEquations:
     """X^T X and X^T Y of mean-centred windows, accumulated chunk by chunk in float64 (memory O(L^2)), so that
     ridge solutions for several penalties cost one L x L solve each."""
 
-    def __init__(self, lookback: int, horizon: int):
-        self.A = np.zeros((lookback, lookback))
-        self.B = np.zeros((lookback, horizon))
+    def __init__(self, lookback: int, horizon: int, extra: int = 0):
+        self.A = np.zeros((lookback + extra, lookback + extra))
+        self.B = np.zeros((lookback + extra, horizon))
         self.n = 0
 
-    def add(self, past: np.ndarray, future: np.ndarray) -> None:
+    def add(self, past: np.ndarray, future: np.ndarray, extra: np.ndarray | None = None) -> None:
+        """extra: (N, E) more features after the centred past (already centred by the caller)."""
         mu = past.mean(axis=1, keepdims=True)
         X = (past - mu).astype(np.float64)
+        if extra is not None:
+            X = np.concatenate([X, extra.astype(np.float64)], axis=1)
         self.A += X.T @ X
         self.B += X.T @ (future - mu).astype(np.float64)
         self.n += len(past)

@@ -43,7 +43,7 @@ class XLSTMForecaster(BaseEstimator):
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
                  layout: str = "mm", num_heads: int = 4, dropout: float = 0.1, head: str = "flatten", loss: str = "mse",
-                 quantiles=None, quantile_epochs: int = 2, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
+                 quantiles=None, quantile_epochs: int = 2, cross_series: int = 0, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
                  weight_decay: float = 0.01, patience: int = 3, val_size: float = 0.2, ridge="auto",
                  fill: str | None = None, max_train_windows: int | None = None, accelerator: str = "cpu",
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
@@ -51,6 +51,7 @@ class XLSTMForecaster(BaseEstimator):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
+        self.cross_series = cross_series
         self.max_epochs, self.batch_size, self.learning_rate = max_epochs, batch_size, learning_rate
         self.weight_decay, self.patience, self.val_size, self.ridge = weight_decay, patience, val_size, ridge
         self.fill, self.max_train_windows, self.accelerator = fill, max_train_windows, accelerator
@@ -82,7 +83,13 @@ class XLSTMForecaster(BaseEstimator):
         rng = np.random.default_rng(self.seed)
         if self.max_train_windows and len(train) > self.max_train_windows:
             train = np.sort(rng.choice(train, self.max_train_windows, replace=False))
-        data = WindowData(flat, cov, L_, H)
+        K = self.cross_series
+        if K:
+            if panel.fmt != "wide":
+                raise ValueError("cross_series needs a wide frame: series aligned on one time index")
+            if K > L_:
+                raise ValueError(f"cross_series ({K}) must not exceed lookback ({L_})")
+        data = WindowData(flat, cov, L_, H, cross=K, series_len=lengths[0], n_series=len(lengths))
 
         with self._torch_settings():
             L.seed_everything(self.seed, verbose=False)
@@ -90,7 +97,8 @@ class XLSTMForecaster(BaseEstimator):
             encoder = XLSTMConfig(d_model=self.d_model, layout=self.layout, dropout=self.dropout,
                                   mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
             net = ForecastNet(L_, H, encoder, patch_len=min(self.patch_len, L_), quantiles=quantiles,
-                              n_covariates=len(panel.cov_names), dropout=self.dropout, head=self.head)
+                              n_covariates=len(panel.cov_names), dropout=self.dropout, head=self.head,
+                              cross_features=K * len(lengths))
             net.set_skip(W)
             steps = -(-len(train) // self.batch_size)
             module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
@@ -144,17 +152,19 @@ class XLSTMForecaster(BaseEstimator):
     def _linear_init(self, data: WindowData, train: np.ndarray, val: np.ndarray):
         """Closed-form ridge fit of the skip path on the training windows; the penalty is chosen on the
         validation windows when ridge="auto"."""
-        eq = NormalEquations(self.lookback, self.horizon)
+        extra = data.cross * data.n_series
+        eq = NormalEquations(self.lookback, self.horizon, extra)
         for s in range(0, len(train), 8192):
-            past, fut, _, _ = data.gather(torch.as_tensor(train[s:s + 8192]))
-            eq.add(past.numpy(), fut.numpy())
+            past, fut, _, _, cross = data.gather(torch.as_tensor(train[s:s + 8192]))
+            eq.add(past.numpy(), fut.numpy(), None if cross is None else cross.numpy())
         grid = RIDGE_GRID if self.ridge == "auto" else (float(self.ridge),)
         if len(grid) == 1 or not len(val):
             return eq.solve(grid[0]), grid[0]
-        past, fut, _, _ = data.gather(torch.as_tensor(val))
+        past, fut, _, _, cross = data.gather(torch.as_tensor(val))
         past, fut = past.numpy().astype(np.float64), fut.numpy().astype(np.float64)
         mu = past.mean(axis=1, keepdims=True)
-        scores = {r: float((((past - mu) @ eq.solve(r) + mu - fut) ** 2).mean()) for r in grid}
+        X = past - mu if cross is None else np.concatenate([past - mu, cross.numpy()], axis=1)
+        scores = {r: float(((X @ eq.solve(r) + mu - fut) ** 2).mean()) for r in grid}
         best = min(scores, key=scores.get)
         return eq.solve(best), best
 
@@ -170,7 +180,10 @@ class XLSTMForecaster(BaseEstimator):
         cov = None
         if self.covariate_names_:
             cov = np.stack([s.covariates[-(self.lookback + self.horizon):] for s in panel.series])
-        out = self._forward(past, cov)
+        cross = self._cross(past[None, :, -self.cross_series:]) if self.cross_series else None
+        if cross is not None:
+            cross = np.repeat(cross, len(past), axis=0)
+        out = self._forward(past, cov, cross)
         return to_frame(panel, self._median_first(self._unscale(out, np.arange(len(panel.series)))),
                         self.horizon, self._quantiles())
 
@@ -187,6 +200,13 @@ class XLSTMForecaster(BaseEstimator):
             raise ValueError("the forecaster was fitted with covariates: pass X covering y's time index")
         L_, H = self.lookback, self.horizon
         pasts, futures, covs, meta = [], [], [], []
+        if self.cross_series:
+            K = self.cross_series
+            T = len(panel.series[0].values)
+            origins = T - H - step * np.arange(n_windows - 1, -1, -1)
+            blocks = np.stack([self._scale(i, s.values[origins[:, None] + np.arange(-K, 0)])
+                               for i, s in enumerate(panel.series)], axis=1)  # (n_windows, S, K)
+            cross = np.tile(self._cross(blocks), (len(panel.series), 1))
         for i, s in enumerate(panel.series):
             T = len(s.values)
             origins = T - H - step * np.arange(n_windows - 1, -1, -1)
@@ -201,7 +221,9 @@ class XLSTMForecaster(BaseEstimator):
                 covs.append(s.covariates[idx])
             meta.append((i, s, origins))
         series_of = np.concatenate([np.full(n_windows, i) for i in range(len(panel.series))])
-        out = self._unscale(self._forward(np.concatenate(pasts), np.concatenate(covs) if covs else None), series_of)
+        out = self._forward(np.concatenate(pasts), np.concatenate(covs) if covs else None,
+                            cross if self.cross_series else None)
+        out = self._unscale(out, series_of)
         out = self._median_first(out)
         future = np.concatenate(futures)
         metrics = _metrics(out[..., 0], future, series_of, self.std_, panel.names)
@@ -258,7 +280,7 @@ class XLSTMForecaster(BaseEstimator):
                               mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
         net = ForecastNet(self.lookback, self.horizon, encoder, patch_len=min(self.patch_len, self.lookback),
                           quantiles=self._quantiles(), n_covariates=len(self.covariate_names_), dropout=self.dropout,
-                          head=self.head)
+                          head=self.head, cross_features=self.cross_series * len(self.series_names_))
         net.load_state_dict(state["net"])
         self.net_ = net.eval()
         return self
@@ -270,6 +292,8 @@ class XLSTMForecaster(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if not isinstance(self.cross_series, int) or self.cross_series < 0:
+            raise ValueError(f"cross_series must be an int >= 0; got {self.cross_series!r}")
         if self.head not in ("flatten", "last"):
             raise ValueError(f"head must be 'flatten' or 'last'; got {self.head!r}")
         if self.loss not in ("mse", "mae"):
@@ -331,17 +355,24 @@ class XLSTMForecaster(BaseEstimator):
         m = self.net_.median_index
         return np.concatenate([out[..., m:m + 1], out], axis=-1)
 
-    def _forward(self, past: np.ndarray, cov: np.ndarray | None, chunk: int = 4096) -> np.ndarray:
+    def _forward(self, past: np.ndarray, cov: np.ndarray | None, cross: np.ndarray | None = None,
+                 chunk: int = 4096) -> np.ndarray:
         outs = []
         with torch.inference_mode():
             for s in range(0, len(past), chunk):
                 p = torch.as_tensor(past[s:s + chunk], dtype=torch.float32)
+                x = None if cross is None else torch.as_tensor(cross[s:s + chunk], dtype=torch.float32)
                 if cov is None:
-                    outs.append(self.net_(p))
+                    outs.append(self.net_(p, cross=x))
                 else:
                     c = torch.as_tensor(cov[s:s + chunk], dtype=torch.float32)
-                    outs.append(self.net_(p, c[:, :self.lookback], c[:, self.lookback:]))
+                    outs.append(self.net_(p, c[:, :self.lookback], c[:, self.lookback:], x))
         return torch.cat(outs).double().numpy()
+
+    @staticmethod
+    def _cross(blocks: np.ndarray) -> np.ndarray:
+        """(N, S, K) scaled recent values -> (N, S*K), each block minus its mean (as WindowData does)."""
+        return (blocks - blocks.mean(axis=-1, keepdims=True)).reshape(len(blocks), -1)
 
     @contextmanager
     def _torch_settings(self):
@@ -361,8 +392,8 @@ def _evaluate(module: ForecastModule, starts: np.ndarray) -> tuple[float, float]
     loss_sum, se_sum, n = 0.0, 0.0, 0
     with torch.no_grad():
         for s in range(0, len(starts), 4096):
-            past, fut, pc, fc = module.data.gather(torch.as_tensor(starts[s:s + 4096]))
-            pred = net(past, pc, fc)
+            past, fut, pc, fc, cross = module.data.gather(torch.as_tensor(starts[s:s + 4096]))
+            pred = net(past, pc, fc, cross)
             loss_sum += float(module.objective(pred, fut)) * len(fut)
             se_sum += float(((pred[..., net.median_index] - fut) ** 2).sum())
             n += len(fut)

@@ -2,7 +2,9 @@
 
 For each window of L past values x (one series; channels are separate series, "channel independence"):
   mu = mean(x), s = std(x - mu)                        instance normalisation
-  skip  = W (x - mu)                                   a linear map L -> H (initialised at the closed-form fit)
+  skip  = W [x - mu, cross]                            a linear map to H (initialised at the closed-form fit);
+                                                       cross (optional): the last K values of every aligned
+                                                       series, each minus its own mean
   deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens; the head reads
                                                        its last output ("last") or all of them ("flatten")
   point = mu + skip + deep (+ a pointwise term in the future covariates)
@@ -23,7 +25,7 @@ from ..nn import XLSTMConfig, XLSTMEncoder
 class ForecastNet(nn.Module):
     def __init__(self, lookback: int, horizon: int, encoder: XLSTMConfig, patch_len: int = 16,
                  quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1,
-                 head: str = "flatten"):
+                 head: str = "flatten", cross_features: int = 0):
         super().__init__()
         self.lookback, self.horizon, self.patch_len = lookback, horizon, patch_len
         self.n_patches = math.ceil(lookback / patch_len)
@@ -36,7 +38,8 @@ class ForecastNet(nn.Module):
                              f"(every patch's output, PatchTST-style); got {head!r}")
         self.head_kind = head
         d = encoder.d_model
-        self.skip = nn.Linear(lookback, horizon, bias=False)
+        self.cross_features = cross_features
+        self.skip = nn.Linear(lookback + cross_features, horizon, bias=False)
         self.embed = nn.Linear(patch_len * (1 + n_covariates), d)
         self.encoder = XLSTMEncoder(encoder)
         self.drop = nn.Dropout(dropout)
@@ -56,18 +59,18 @@ class ForecastNet(nn.Module):
         return list(self.quantile_head.parameters()) if self.quantiles else []
 
     def set_skip(self, W: torch.Tensor) -> None:
-        """W: (L, H), e.g. the closed-form ridge solution."""
+        """W: (L + cross_features, H), e.g. the closed-form ridge solution."""
         with torch.no_grad():
             self.skip.weight.copy_(torch.as_tensor(W, dtype=self.skip.weight.dtype).T)
 
     def forward(self, past: torch.Tensor, past_cov: torch.Tensor | None = None,
-                future_cov: torch.Tensor | None = None) -> torch.Tensor:
-        """past: (N, L); past_cov: (N, L, C); future_cov: (N, H, C). Returns (N, H, n_out), quantiles last
-        (n_out = 1 without quantiles)."""
+                future_cov: torch.Tensor | None = None, cross: torch.Tensor | None = None) -> torch.Tensor:
+        """past: (N, L); past_cov: (N, L, C); future_cov: (N, H, C); cross: (N, cross_features).
+        Returns (N, H, n_out), quantiles in ascending order (n_out = 1 without quantiles)."""
         mu = past.mean(dim=1, keepdim=True)
         centred = past - mu
         scale = centred.std(dim=1, keepdim=True).clamp_min(1e-5)
-        skip = self.skip(centred)  # (N, H)
+        skip = self.skip(centred if cross is None else torch.cat([centred, cross], dim=1))  # (N, H)
 
         tokens = F.pad(centred / scale, (self.n_patches * self.patch_len - self.lookback, 0))
         tokens = tokens.view(-1, self.n_patches, self.patch_len)

@@ -16,10 +16,14 @@ class WindowData:
     """All series concatenated into one (sum T_i,) tensor. A window is addressed by the flat index of its
     first past value; gather() builds a batch without any per-sample Python."""
 
-    def __init__(self, values: np.ndarray, covariates: np.ndarray | None, lookback: int, horizon: int):
+    def __init__(self, values: np.ndarray, covariates: np.ndarray | None, lookback: int, horizon: int,
+                 cross: int = 0, series_len: int | None = None, n_series: int = 1):
+        """cross > 0: also gather the last `cross` past values of every series at the same time steps (the
+        series must be aligned: n_series series of series_len steps each, one after the other)."""
         self.values = torch.as_tensor(values, dtype=torch.float32)
         self.covariates = None if covariates is None else torch.as_tensor(covariates, dtype=torch.float32)
         self.lookback, self.horizon = lookback, horizon
+        self.cross, self.series_len, self.n_series = cross, series_len, n_series
         self.offsets = torch.arange(lookback + horizon)
 
     def to(self, device):
@@ -30,13 +34,26 @@ class WindowData:
         return self
 
     def gather(self, starts: torch.Tensor):
-        idx = starts.to(self.values.device)[:, None] + self.offsets
+        """Returns past (N, L), future (N, H), past and future covariates (or None), cross (N, S*K) or None."""
+        starts = starts.to(self.values.device)
+        idx = starts[:, None] + self.offsets
         window = self.values[idx]
         past, future = window[:, :self.lookback], window[:, self.lookback:]
+        cross = None
+        if self.cross:
+            t_end = starts % self.series_len + self.lookback  # the window's origin, per series
+            steps = t_end[:, None] + torch.arange(-self.cross, 0, device=starts.device)
+            series = torch.arange(self.n_series, device=starts.device) * self.series_len
+            cross = centre_blocks(self.values[series[None, :, None] + steps[:, None, :]])
         if self.covariates is None:
-            return past, future, None, None
+            return past, future, None, None, cross
         cov = self.covariates[idx]
-        return past, future, cov[:, :self.lookback], cov[:, self.lookback:]
+        return past, future, cov[:, :self.lookback], cov[:, self.lookback:], cross
+
+
+def centre_blocks(blocks: torch.Tensor) -> torch.Tensor:
+    """(N, S, K) recent values of S series -> (N, S*K), each series' block minus its own mean."""
+    return (blocks - blocks.mean(dim=-1, keepdim=True)).flatten(1)
 
 
 def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
@@ -62,8 +79,8 @@ class ForecastModule(L.LightningModule):
         self.data.to(self.device)
 
     def _forward(self, batch):
-        past, future, past_cov, future_cov = self.data.gather(batch[0])
-        return self.net(past, past_cov, future_cov), future
+        past, future, past_cov, future_cov, cross = self.data.gather(batch[0])
+        return self.net(past, past_cov, future_cov, cross), future
 
     def objective(self, pred, target):
         """The training loss: MSE or MAE of the point forecast; in the quantile stage, the pinball loss."""
