@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..nn import XLSTMConfig
 from .baselines import NormalEquations
 from .frames import Panel, attach_covariates, read_panel, to_frame
+from .persistence import load_forecaster, save_forecaster
 from .model import ForecastNet
 from .training import ForecastModule, KeepBest, WindowData, loader
 
@@ -94,11 +95,7 @@ class XLSTMForecaster(BaseEstimator):
         with self._torch_settings():
             L.seed_everything(self.seed, verbose=False)
             W, self.ridge_ = self._linear_init(data, train, val)
-            encoder = XLSTMConfig(d_model=self.d_model, layout=self.layout, dropout=self.dropout,
-                                  mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
-            net = ForecastNet(L_, H, encoder, patch_len=min(self.patch_len, L_), quantiles=quantiles,
-                              n_covariates=len(panel.cov_names), dropout=self.dropout, head=self.head,
-                              cross_features=K * len(lengths))
+            net = self._build_net(len(panel.cov_names), len(lengths))
             net.set_skip(W)
             steps = -(-len(train) // self.batch_size)
             module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
@@ -249,41 +246,18 @@ class XLSTMForecaster(BaseEstimator):
     def save(self, path) -> None:
         """Weights and fitted state in a file that `XLSTMForecaster.load` reads with weights_only loading."""
         check_is_fitted(self, "net_")
-        names = self.series_names_
-        if not all(isinstance(n, (str, int)) for n in names):
-            raise ValueError("save needs series names that are str or int")
-        hist = [{"name": s.name, "values": torch.tensor(s.values), "index": _index_to_tensor(s.index),
-                 "covariates": None if s.covariates is None else torch.tensor(s.covariates)}
-                for s in self.history_.series]
-        state = {"format": "xseq.XLSTMForecaster/1", "params": self.get_params(), "net": self.net_.state_dict(),
-                 "mean": torch.as_tensor(self.mean_), "std": torch.as_tensor(self.std_), "ridge": self.ridge_,
-                 "fmt": self.format_, "freq": self.freq_ if isinstance(self.freq_, int) else self.freq_.freqstr,
-                 "covariate_names": self.covariate_names_, "history": hist,
-                 "index_dtype": _index_dtype(self.history_.series[0].index)}
-        torch.save(state, path)
+        save_forecaster(self, path)
 
     @classmethod
     def load(cls, path) -> "XLSTMForecaster":
-        state = torch.load(path, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != "xseq.XLSTMForecaster/1":
-            raise ValueError(f"{path} is not a saved XLSTMForecaster")
-        self = cls(**state["params"])
-        freq = state["freq"] if isinstance(state["freq"], int) else pd.tseries.frequencies.to_offset(state["freq"])
-        from .frames import Series
-        series = [Series(h["name"], _tensor_to_index(h["index"], state["index_dtype"]), h["values"].numpy(),
-                         None if h["covariates"] is None else h["covariates"].numpy()) for h in state["history"]]
-        self.history_ = Panel(state["fmt"], series, freq, list(state["covariate_names"]))
-        self.series_names_, self.format_, self.freq_ = [s.name for s in series], state["fmt"], freq
-        self.covariate_names_ = list(state["covariate_names"])
-        self.mean_, self.std_, self.ridge_ = state["mean"].numpy(), state["std"].numpy(), state["ridge"]
+        return load_forecaster(cls, path)
+
+    def _build_net(self, n_covariates: int, n_series: int) -> ForecastNet:
         encoder = XLSTMConfig(d_model=self.d_model, layout=self.layout, dropout=self.dropout,
                               mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
-        net = ForecastNet(self.lookback, self.horizon, encoder, patch_len=min(self.patch_len, self.lookback),
-                          quantiles=self._quantiles(), n_covariates=len(self.covariate_names_), dropout=self.dropout,
-                          head=self.head, cross_features=self.cross_series * len(self.series_names_))
-        net.load_state_dict(state["net"])
-        self.net_ = net.eval()
-        return self
+        return ForecastNet(self.lookback, self.horizon, encoder, patch_len=min(self.patch_len, self.lookback),
+                           quantiles=self._quantiles(), n_covariates=n_covariates, dropout=self.dropout,
+                           head=self.head, cross_features=self.cross_series * n_series)
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
@@ -415,24 +389,3 @@ def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, std: 
 def _row(err, scaled):
     return {"mse": float((err ** 2).mean()), "mae": float(np.abs(err).mean()),
             "mse_scaled": float((scaled ** 2).mean()), "mae_scaled": float(np.abs(scaled).mean())}
-
-
-def _index_dtype(index: pd.Index) -> list:
-    """[kind, unit, tz]: what it takes to rebuild the index exactly (pandas keeps ns, us, ... resolutions)."""
-    if isinstance(index, pd.DatetimeIndex):
-        return ["datetime", index.unit, None if index.tz is None else str(index.tz)]
-    return ["int", str(index.dtype), None]
-
-
-def _index_to_tensor(index: pd.Index) -> torch.Tensor:
-    if isinstance(index, pd.DatetimeIndex):
-        return torch.tensor(index.asi8)
-    return torch.tensor(index.to_numpy(dtype=np.int64))
-
-
-def _tensor_to_index(t: torch.Tensor, dtype: list) -> pd.Index:
-    kind, unit, tz = dtype
-    if kind == "datetime":
-        index = pd.DatetimeIndex(t.numpy().astype(f"datetime64[{unit}]"))
-        return index.tz_localize("UTC").tz_convert(tz) if tz else index
-    return pd.Index(t.numpy().astype(unit))

@@ -1,0 +1,64 @@
+"""Saving and loading a fitted XLSTMForecaster: weights and fitted state as tensors and plain values, so that
+loading works with torch.load(weights_only=True)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .frames import Panel, Series
+
+FORMAT = "xseq.XLSTMForecaster/1"
+
+
+def save_forecaster(model, path) -> None:
+    if not all(isinstance(n, (str, int)) for n in model.series_names_):
+        raise ValueError("save needs series names that are str or int")
+    hist = [{"name": s.name, "values": torch.tensor(s.values), "index": _index_to_tensor(s.index),
+             "covariates": None if s.covariates is None else torch.tensor(s.covariates)}
+            for s in model.history_.series]
+    freq = model.freq_ if isinstance(model.freq_, int) else model.freq_.freqstr
+    state = {"format": FORMAT, "params": model.get_params(), "net": model.net_.state_dict(),
+             "mean": torch.as_tensor(model.mean_), "std": torch.as_tensor(model.std_), "ridge": model.ridge_,
+             "fmt": model.format_, "freq": freq, "covariate_names": model.covariate_names_, "history": hist,
+             "index_dtype": _index_dtype(model.history_.series[0].index)}
+    torch.save(state, path)
+
+
+def load_forecaster(cls, path):
+    state = torch.load(path, weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a saved XLSTMForecaster")
+    model = cls(**state["params"])
+    freq = state["freq"] if isinstance(state["freq"], int) else pd.tseries.frequencies.to_offset(state["freq"])
+    series = [Series(h["name"], _tensor_to_index(h["index"], state["index_dtype"]), h["values"].numpy(),
+                     None if h["covariates"] is None else h["covariates"].numpy()) for h in state["history"]]
+    model.history_ = Panel(state["fmt"], series, freq, list(state["covariate_names"]))
+    model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], freq
+    model.covariate_names_ = list(state["covariate_names"])
+    model.mean_, model.std_, model.ridge_ = state["mean"].numpy(), state["std"].numpy(), state["ridge"]
+    net = model._build_net(len(model.covariate_names_), len(series))
+    net.load_state_dict(state["net"])
+    model.net_ = net.eval()
+    return model
+
+
+def _index_dtype(index: pd.Index) -> list:
+    """[kind, unit, tz]: what it takes to rebuild the index exactly (pandas keeps ns, us, ... resolutions)."""
+    if isinstance(index, pd.DatetimeIndex):
+        return ["datetime", index.unit, None if index.tz is None else str(index.tz)]
+    return ["int", str(index.dtype), None]
+
+
+def _index_to_tensor(index: pd.Index) -> torch.Tensor:
+    if isinstance(index, pd.DatetimeIndex):
+        return torch.tensor(index.asi8)
+    return torch.tensor(index.to_numpy(dtype=np.int64))
+
+
+def _tensor_to_index(t: torch.Tensor, dtype: list) -> pd.Index:
+    kind, unit, tz = dtype
+    if kind == "datetime":
+        index = pd.DatetimeIndex(t.numpy().astype(f"datetime64[{unit}]"))
+        return index.tz_localize("UTC").tz_convert(tz) if tz else index
+    return pd.Index(t.numpy().astype(unit))
