@@ -45,3 +45,8 @@ def check_same_device(**tensors: torch.Tensor) -> None:
     devices = {name: t.device for name, t in tensors.items() if t is not None}
     if len(set(devices.values())) > 1:
         raise ValueError(f"all inputs must be on one device; got {', '.join(f'{k}: {v}' for k, v in devices.items())}")
+
+
+def check_device(name: str, x: torch.Tensor, device: torch.device) -> None:
+    if x.device != device:
+        raise ValueError(f"{name} must be on {device} like the inputs; got {x.device}")

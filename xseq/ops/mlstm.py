@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 
 from . import mlstm_ref
-from ._checks import check_finite, check_same_device, check_shape, compute_dtype
+from ._checks import check_device, check_finite, check_same_device, check_shape, compute_dtype
 from ._dispatch import register_backend, resolve
 from ._state import MLSTMState
 from .mlstm_chunkwise import mlstm_chunkwise
@@ -62,7 +61,8 @@ def check_state(state, B: int, H: int, Dqk: int, Dv: int, device) -> MLSTMState 
     check_shape("state.C", C, (B, H, Dqk, Dv), "(B, H, Dqk, Dv)")
     check_shape("state.n", n, (B, H, Dqk), "(B, H, Dqk)")
     check_shape("state.m", m, (B, H), "(B, H)")
-    check_same_device(q=torch.empty(0, device=device), **{"state.C": C, "state.n": n, "state.m": m})
+    for name, t in (("state.C", C), ("state.n", n), ("state.m", m)):
+        check_device(name, t, device)
     check_finite("state.C", C)
     check_finite("state.n", n)
     check_finite("state.m", m, allow_neg_inf=True)

@@ -1,10 +1,9 @@
 """Public sLSTM op: validation, dtype handling and dispatch to a backend."""
 from __future__ import annotations
 
-import torch
 
 from . import slstm_ref
-from ._checks import check_finite, check_same_device, check_shape, compute_dtype
+from ._checks import check_device, check_finite, check_same_device, check_shape, compute_dtype
 from ._dispatch import register_backend, resolve
 from ._state import SLSTMState
 from .slstm_ref import FORGET
@@ -52,7 +51,7 @@ def check_state(state, B: int, H: int, Dh: int, device) -> SLSTMState | None:
         raise ValueError(f"state must be None or a tuple (c, n, m, h); got {type(state).__name__}")
     for name, s in zip(SLSTMState._fields, state):
         check_shape(f"state.{name}", s, (B, H, Dh), "(B, H, Dh)")
-        check_same_device(gx=torch.empty(0, device=device), **{f"state.{name}": s})
+        check_device(f"state.{name}", s, device)
         check_finite(f"state.{name}", s, allow_neg_inf=(name == "m"))
     return SLSTMState(*state)
 
