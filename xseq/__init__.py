@@ -2,6 +2,7 @@
 from . import ops
 from .forecast import XLSTMForecaster
 from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
+from .stream import Stream
 
 __version__ = "0.1.0"
-__all__ = ["ops", "XLSTMForecaster", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "__version__"]
+__all__ = ["ops", "XLSTMForecaster", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "__version__"]

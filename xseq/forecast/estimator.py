@@ -242,6 +242,17 @@ class XLSTMForecaster(BaseEstimator):
             parts.append(pd.DataFrame(part))
         return pd.concat(parts, ignore_index=True)
 
+    def stream(self, batch_size: int = 1, device=None):
+        """An xseq.Stream for online forecasting: update(y_t) takes the newest value of every fitted series,
+        (batch_size, n_series) in fit's column order, and returns the forecast of the next `horizon` steps
+        from the last `lookback` values, (batch_size, n_series, horizon) (with quantiles: a last axis of
+        point, then the quantile levels ascending). It equals predict(y=history) at every step."""
+        check_is_fitted(self, "net_")
+        from ..stream import Stream
+        from .streaming import ForecastCore
+        device = torch.device("cpu" if device is None else device)
+        return Stream(ForecastCore(self, device), batch_size, device=device)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Weights and fitted state in a file that `XLSTMForecaster.load` reads with weights_only loading."""

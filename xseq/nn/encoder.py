@@ -82,6 +82,20 @@ class XLSTMEncoder(nn.Module):
             x, new[key] = blk.step(x, state[key])
         return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
 
+    def step_unchecked(self, x: torch.Tensor, state: TensorDict):
+        """step() without validating x and state: for callers that own both (xseq.Stream)."""
+        new = {}
+        for i, blk in enumerate(self.blocks):
+            key = f"block_{i}"
+            x, new[key] = blk.step(x, state[key], validate=False)
+        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+
+    def stream(self, batch_size: int = 1, device=None):
+        """An xseq.Stream that feeds this encoder one observation (B, d_model) at a time."""
+        from ..stream import Stream
+        from .streaming import EncoderCore
+        return Stream(EncoderCore(self), batch_size, device=device if device is not None else next(self.parameters()).device)
+
     def _state_shapes(self, batch_size: int) -> dict:
         """Leaf shapes of a valid state, built once per batch size (step() checks the state every call)."""
         cache = self.__dict__.setdefault("_shape_cache", {})

@@ -71,7 +71,7 @@ class MLSTMLayer(nn.Module):
         y = self._output(h.transpose(1, 2), x_conv, z)
         return y, {"C": cell.C, "n": cell.n, "m": cell.m, "conv": conv_state}
 
-    def step(self, x: torch.Tensor, state: dict):
+    def step(self, x: torch.Tensor, state: dict, validate: bool = True):
         """x: (B, d_model). Returns y (B, d_model) and the new state dict."""
         B = x.shape[0]
         x_inner, z = self.up(x).chunk(2, dim=-1)
@@ -80,7 +80,8 @@ class MLSTMLayer(nn.Module):
         q, k, v, ig, fg = self._project(x_inner, x_conv)
         shape = (B, self.num_heads, self.head_dim)
         h, cell = ops.mlstm_step(q.view(shape), k.view(shape), v.view(shape), ig, fg,
-                                 (state["C"], state["n"], state["m"]), backend=self.cfg.backend)
+                                 (state["C"], state["n"], state["m"]), backend=self.cfg.backend,
+                                 validate=validate)
         y = self._output(h, x_conv, z)
         return y, {"C": cell.C, "n": cell.n, "m": cell.m, "conv": conv_state}
 
@@ -101,6 +102,6 @@ class MLSTMBlock(nn.Module):
         y, state = self.layer(self.norm(x), state)
         return x + self.drop(y), state
 
-    def step(self, x, state):
-        y, state = self.layer.step(self.norm(x), state)  # same residual as forward, one time step
+    def step(self, x, state, validate: bool = True):
+        y, state = self.layer.step(self.norm(x), state, validate)  # same residual as forward, one time step
         return x + self.drop(y), state

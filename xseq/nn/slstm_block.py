@@ -65,11 +65,11 @@ class SLSTMLayer(nn.Module):
                             backend=self.cfg.backend)
         return self.norm(h), {**new, **cell._asdict()}
 
-    def step(self, x: torch.Tensor, state: dict):
+    def step(self, x: torch.Tensor, state: dict, validate: bool = True):
         """x: (B, d_model). Returns y (B, d_model) and the new state dict."""
         x_conv, new = self._conv_branch(x, state, self.conv.step if self.conv is not None else None)
         h, cell = ops.slstm_step(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
-                                 backend=self.cfg.backend)
+                                 backend=self.cfg.backend, validate=validate)
         return self.norm(h), {**new, **cell._asdict()}
 
 
@@ -90,8 +90,8 @@ class SLSTMBlock(nn.Module):
     def forward(self, x, state=None):
         return self._residual(self.layer, x, state)
 
-    def step(self, x, state):
-        return self._residual(self.layer.step, x, state)
+    def step(self, x, state, validate: bool = True):
+        return self._residual(lambda x, s: self.layer.step(x, s, validate), x, state)
 
     def _residual(self, cell, x, state):
         y, state = cell(self.norm(x), state)

@@ -32,9 +32,13 @@ def mlstm(q, k, v, igate, fgate, state=None, *, mode: str = "auto", chunk_size: 
     return resolve("mlstm", backend, q.device)(q, k, v, igate, fgate, state, mode=mode, chunk_size=chunk_size)
 
 
-def mlstm_step(q, k, v, igate, fgate, state=None, *, backend: str = "auto"):
+def mlstm_step(q, k, v, igate, fgate, state=None, *, backend: str = "auto", validate: bool = True):
     """One mLSTM step. q, k: (B, H, Dqk); v: (B, H, Dv); igate, fgate: (B, H).
-    Returns h (B, H, Dv) in v's dtype and the new MLSTMState."""
+    Returns h (B, H, Dv) in v's dtype and the new MLSTMState.
+    validate=False skips the shape and finiteness checks, for callers that own their inputs and state (a
+    stream checks each observation once, not every op of every block)."""
+    if not validate:
+        return resolve("mlstm_step", backend, q.device)(q, k, v, igate, fgate, None if state is None else MLSTMState(*state))
     names = ("q", "k", "v", "igate", "fgate")
     for name, x in zip(names, (q, k, v, igate, fgate)):
         check_shape(name, x, [None] * (2 if name.endswith("gate") else 3),

@@ -26,8 +26,12 @@ def slstm(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
     return resolve("slstm", backend, gx.device)(gx, R, state, forget=forget)
 
 
-def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
-    """One sLSTM step. gx: (B, 4, H, Dh); R: (4, H, Dh, Dh). Returns h (B, H, Dh) and the new SLSTMState."""
+def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto", validate: bool = True):
+    """One sLSTM step. gx: (B, 4, H, Dh); R: (4, H, Dh, Dh). Returns h (B, H, Dh) and the new SLSTMState.
+    validate=False skips the checks (see mlstm_step)."""
+    if not validate:
+        return resolve("slstm_step", backend, gx.device)(gx, R, None if state is None else SLSTMState(*state),
+                                                         forget=forget)
     check_shape("gx", gx, (None, 4, None, None), "(B, 4, H, Dh)")
     B, _, H, Dh = gx.shape
     _check_common(gx, R, H, Dh, forget)

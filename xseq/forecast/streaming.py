@@ -1,0 +1,73 @@
+"""The forecaster's stream core: a ring buffer of the last `lookback` observations of every series.
+
+Context (the same as predict's): each forecast conditions on exactly the last `lookback` values of every
+series. The stream keeps them in a fixed-size buffer, so an update costs one network evaluation on a
+(lookback,) window, whatever the length of the history; before a row has seen `lookback` observations its
+forecast is NaN (predict refuses such a short history)."""
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+from ..stream import weights_digest
+
+
+class ForecastCore:
+    """Observation: (B, n_series) newest values of the fitted series, in data units, in fit's column order.
+    Output: (B, n_series, horizon), or (B, n_series, horizon, 1 + n_quantiles) with the point forecast first
+    and then the quantile levels in ascending order (as predict's columns)."""
+
+    def __init__(self, forecaster, device):
+        f = forecaster
+        if f.covariate_names_:
+            raise ValueError("stream() does not support forecasters fitted with covariates X: their forecasts need "
+                             "the covariates' future values, which an observation stream does not carry")
+        self.f = f
+        self.name = "XLSTMForecaster"
+        self.n_features = len(f.series_names_)
+        self.mean = torch.as_tensor(f.mean_, dtype=torch.float64)
+        self.std = torch.as_tensor(f.std_, dtype=torch.float64, device=device)
+        self.mean = self.mean.to(device)
+        net = f.net_
+        self.net = net if torch.device(device) == torch.device("cpu") else copy.deepcopy(net).to(device)
+
+    def init(self, batch_size: int, device):
+        S, L_ = self.n_features, self.f.lookback
+        return TensorDict({"buffer": torch.zeros(batch_size, S, L_, dtype=torch.float64, device=device),
+                           "filled": torch.zeros(batch_size, dtype=torch.long, device=device)},
+                          batch_size=[batch_size], device=device)
+
+    def step(self, x: torch.Tensor, state):
+        f, net = self.f, self.net
+        buffer = torch.cat([state["buffer"][..., 1:], x.to(torch.float64).unsqueeze(-1)], dim=-1)
+        filled = (state["filled"] + 1).clamp_max(f.lookback)
+        B, S, L_ = buffer.shape
+        mean, std = self.mean, self.std
+        past = (buffer - mean[:, None]) / std[:, None]                      # (B, S, L) scaled as in fit
+        cross = None
+        if f.cross_series:
+            blocks = past[..., -f.cross_series:]
+            cross = (blocks - blocks.mean(-1, keepdim=True)).reshape(B, -1).float()
+            cross = cross.repeat_interleave(S, dim=0)                        # every series sees every series
+        out = net(past.reshape(B * S, L_).float(), cross=cross).double()     # (B*S, H, n_out)
+        out = out.view(B, S, f.horizon, -1) * std[:, None, None] + mean[:, None, None]
+        if f._quantiles():
+            m = net.median_index
+            out = torch.cat([out[..., m:m + 1], out], dim=-1)
+        else:
+            out = out.squeeze(-1)
+        ready = (filled >= f.lookback).view(B, *([1] * (out.dim() - 1)))
+        out = torch.where(ready, out, torch.full_like(out, float("nan")))
+        return out, TensorDict({"buffer": buffer, "filled": filled}, batch_size=[B], device=x.device)
+
+    def identity(self) -> dict:
+        f = self.f
+        h = hashlib.sha256(np.ascontiguousarray(f.mean_, dtype=np.float64).tobytes()
+                           + np.ascontiguousarray(f.std_, dtype=np.float64).tobytes()).hexdigest()[:16]
+        return {"model": self.name, "series": [str(n) for n in f.series_names_], "lookback": f.lookback,
+                "horizon": f.horizon, "quantiles": list(f._quantiles()), "scaling": h,
+                "weights": weights_digest(f.net_)}
