@@ -3,5 +3,6 @@ data directory; `data_path` resolves names against $XSEQ_DATA_DIR."""
 from .ett import ETT_SPLITS, ETTSplit, ett_protocol, load_ett
 from .paths import data_path
 from .tables import load_csv
+from .ts_format import TSDataset, load_ts
 
-__all__ = ["load_ett", "ett_protocol", "ETTSplit", "ETT_SPLITS", "load_csv", "data_path"]
+__all__ = ["load_ett", "ett_protocol", "ETTSplit", "ETT_SPLITS", "load_csv", "data_path", "load_ts", "TSDataset"]
