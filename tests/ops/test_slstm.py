@@ -5,6 +5,8 @@ from xseq import ops
 from xseq.ops import slstm_ref
 from tests.helpers import grad_errors, rel_err, slstm_oracle
 
+BACKENDS = ["torch", "numba"]  # the reference and the fused CPU loop, each against the float64 oracle
+
 
 def make_inputs(B=2, T=32, H=2, Dh=8, gate_range=None, r_scale=0.3, dtype=torch.float32, seed=None):
     g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**31)
@@ -23,11 +25,11 @@ def random_state(B=2, H=2, Dh=8):
     return ops.SLSTMState(c, n, torch.randn(B, H, Dh), torch.randn(B, H, Dh).tanh())
 
 
-def check(gx, R, state, forget, tol, oracle="literal"):
+def check(gx, R, state, forget, tol, oracle="literal", backend="auto"):
     gx_l, R_l = gx.clone().requires_grad_(), R.clone().requires_grad_()
     st = None if state is None else ops.SLSTMState(state.c.clone().requires_grad_(), state.n.clone().requires_grad_(),
                                                    state.m.clone(), state.h.clone().requires_grad_())
-    h, final = ops.slstm(gx_l, R_l, st, forget=forget)
+    h, final = ops.slstm(gx_l, R_l, st, forget=forget, backend=backend)
     gx_r, R_r = gx.double().requires_grad_(), R.double().requires_grad_()
     if state is None:
         st_r = None
@@ -60,47 +62,53 @@ def check(gx, R, state, forget, tol, oracle="literal"):
 @pytest.mark.parametrize("forget", ["sigmoid", "exp"])
 @pytest.mark.parametrize("T", [1, 17, 512])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_float32_matches_float64_oracle(forget, T, with_state):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_matches_float64_oracle(forget, T, with_state, backend):
     gx, R = make_inputs(T=T)
     if forget == "exp":
         gx[:, :, 1] -= 2.5  # keep the literal (unstabilised) exp forget product inside float64's range
-    check(gx, R, random_state() if with_state else None, forget, tol=1e-5)
+    check(gx, R, random_state() if with_state else None, forget, tol=1e-5, backend=backend)
 
 
 @pytest.mark.parametrize("H,Dh", [(1, 4), (4, 16), (3, 32)])
-def test_head_layouts(H, Dh):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_head_layouts(H, Dh, backend):
     gx, R = make_inputs(B=3, T=40, H=H, Dh=Dh)
-    check(gx, R, random_state(B=3, H=H, Dh=Dh), "sigmoid", tol=1e-5)
+    check(gx, R, random_state(B=3, H=H, Dh=Dh), "sigmoid", tol=1e-5, backend=backend)
 
 
-def test_extreme_gates_sigmoid_forget():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extreme_gates_sigmoid_forget(backend):
     gx, R = make_inputs(T=256, gate_range=(-50, 50), r_scale=0.0)
-    check(gx, R, None, "sigmoid", tol=1e-4)
+    check(gx, R, None, "sigmoid", tol=1e-4, backend=backend)
 
 
 @pytest.mark.parametrize("forget", ["sigmoid", "exp"])
-def test_extreme_gates_against_stabilised_float64(forget):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extreme_gates_against_stabilised_float64(forget, backend):
     gx, R = make_inputs(T=256, gate_range=(-50, 50), r_scale=0.5)
-    check(gx, R, random_state(), forget, tol=1e-4, oracle="stabilised")
+    check(gx, R, random_state(), forget, tol=1e-4, oracle="stabilised", backend=backend)
 
 
 @pytest.mark.parametrize("gate_range", [None, (-50, 50)])
-def test_bfloat16(gate_range):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bfloat16(gate_range, backend):
     gx, R = make_inputs(T=128, gate_range=gate_range, dtype=torch.bfloat16)
-    h, state = ops.slstm(gx, R)
+    h, state = ops.slstm(gx, R, backend=backend)
     assert h.dtype == torch.bfloat16 and state.c.dtype == torch.float32
     h_ref, _ = slstm_ref.slstm_recurrent(gx.double(), R.double(), slstm_ref.zero_state(gx.double()))
     assert rel_err(h, h_ref) <= 2e-2
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck_float64(backend):
     gx, R = (x.double().requires_grad_() for x in make_inputs(B=1, T=6, H=2, Dh=3))
     c0, n0, m0, h0 = (x.double() for x in random_state(B=1, H=2, Dh=3))
     c0.requires_grad_()
     h0.requires_grad_()
 
     def f(gx, R, c0, h0, forget):
-        h, (c, n, m, _) = ops.slstm(gx, R, (c0, n0, m0, h0), forget=forget)
+        h, (c, n, m, _) = ops.slstm(gx, R, (c0, n0, m0, h0), forget=forget, backend=backend)
         return h, c * m.exp(), n * m.exp()
 
     assert torch.autograd.gradcheck(lambda *a: f(*a, "sigmoid"), (gx, R, c0, h0))
@@ -161,3 +169,53 @@ def test_bad_inputs():
         ops.slstm(gx, R, backend="cuda-magic")
     with bad("gx"):
         ops.slstm_step(gx, R)
+
+
+@pytest.mark.parametrize("forget", ["sigmoid", "exp"])
+@pytest.mark.parametrize("H,Dh", [(1, 8), (4, 16), (2, 64)])
+@pytest.mark.parametrize("gate_range", [None, (-50, 50)])
+def test_fused_matches_reference_everywhere(forget, H, Dh, gate_range):
+    """The fused CPU loop against the PyTorch reference in float32: outputs, every final state (m too), and
+    the gradients of gx, R and all four initial state tensors (m's through f_1 = exp(log f + m_0 - m_1))."""
+    gx, R = make_inputs(B=3, T=70, H=H, Dh=Dh, gate_range=gate_range, r_scale=0.5)
+    st0 = random_state(B=3, H=H, Dh=Dh)
+    w_h, w_c, w_n = torch.randn(3, 70, H, Dh), torch.randn(3, H, Dh), torch.randn(3, H, Dh)
+    results = {}
+    for backend in BACKENDS:
+        leaves = [gx.clone().requires_grad_(), R.clone().requires_grad_(), *(s.clone().requires_grad_() for s in st0)]
+        h, st = ops.slstm(leaves[0], leaves[1], ops.SLSTMState(*leaves[2:]), forget=forget, backend=backend)
+        ((h * w_h).sum() + (st.c * w_c).sum() + (st.n * w_n).sum() + st.h.sum()).backward()
+        results[backend] = (h.detach(), [s.detach() for s in st], [x.grad for x in leaves])
+    (h_t, s_t, g_t), (h_f, s_f, g_f) = results["torch"], results["numba"]
+    assert rel_err(h_f, h_t) <= 1e-5
+    for name, a, b in zip("cnmh", s_f, s_t):
+        assert rel_err(a, b) <= 1e-5, name
+    for name, a, b in zip(["gx", "R", "c0", "n0", "m0", "h0"], g_f, g_t):
+        assert b.abs().max() > 0, name  # every gradient is exercised
+        assert rel_err(a, b) <= 1e-5, name
+
+
+def test_fused_without_grad_and_fallback_warning(monkeypatch):
+    import importlib
+
+    slstm_mod = importlib.import_module("xseq.ops.slstm")
+    gx, R = make_inputs(T=20)
+    with torch.no_grad():
+        h_f, _ = ops.slstm(gx, R, backend="numba")
+    h_t, _ = ops.slstm(gx, R, backend="torch")
+    assert rel_err(h_f, h_t) <= 1e-5
+
+    from numba.core.errors import NumbaError
+
+    def broken(*a, **k):
+        raise NumbaError("no compiler here")
+
+    monkeypatch.setattr("xseq.ops.slstm_cpu.slstm_fused", broken)
+    monkeypatch.setattr(slstm_mod, "_FUSED_BROKEN", None)
+    with pytest.warns(RuntimeWarning, match="could not be compiled.*no compiler here"):
+        h1, _ = ops.slstm(gx, R)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning only; later calls go to the reference quietly
+        h2, _ = ops.slstm(gx, R)
+    assert torch.equal(h1, h_t) and torch.equal(h2, h_t)

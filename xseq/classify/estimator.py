@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import time
-from contextlib import contextmanager
 
 import lightning as L
 import numpy as np
@@ -15,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._threads import torch_threads
 from ..nn import XLSTMConfig
 from .model import ClassifierNet
 from .sequences import as_sequences, channel_stats, pad
@@ -147,15 +147,8 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}")
 
-    @contextmanager
     def _torch_settings(self):
-        before = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(self.threads)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

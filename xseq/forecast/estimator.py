@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._threads import torch_threads
 from ..nn import XLSTMConfig
 from .baselines import NormalEquations
 from .frames import Panel, attach_covariates, read_panel, to_frame
@@ -359,15 +359,8 @@ class XLSTMForecaster(BaseEstimator):
         """(N, S, K) scaled recent values -> (N, S*K), each block minus its mean (as WindowData does)."""
         return (blocks - blocks.mean(axis=-1, keepdims=True)).reshape(len(blocks), -1)
 
-    @contextmanager
     def _torch_settings(self):
-        before = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(self.threads)
 
 
 def _evaluate(module: ForecastModule, starts: np.ndarray) -> tuple[float, float]:

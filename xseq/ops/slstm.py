@@ -1,6 +1,7 @@
 """Public sLSTM op: validation, dtype handling and dispatch to a backend."""
 from __future__ import annotations
 
+import warnings
 
 from . import slstm_ref
 from ._checks import check_device, check_finite, check_same_device, check_shape, compute_dtype
@@ -81,5 +82,34 @@ def _slstm_step_torch(gx, R, state, *, forget):
     return h.to(out_dtype), state
 
 
+_FUSED_BROKEN: str | None = None
+
+
+def _slstm_numba(gx, R, state, *, forget):
+    """The fused CPU loop (slstm_cpu.py); the reference if numba cannot compile here (one warning)."""
+    global _FUSED_BROKEN
+    if _FUSED_BROKEN is None:
+        try:
+            from .slstm_cpu import slstm_fused
+            out_dtype = gx.dtype
+            gx, R, state = _prepare(gx, R, state)
+            h, state = slstm_fused(gx, R, state, forget)
+            return h.to(out_dtype), state
+        except (ImportError, OSError, _numba_error()) as e:
+            _FUSED_BROKEN = f"{type(e).__name__}: {e}"
+            warnings.warn(f"xseq: the fused CPU sLSTM could not be compiled ({_FUSED_BROKEN}); using the PyTorch "
+                          f"reference instead", RuntimeWarning, stacklevel=3)
+    return _slstm_torch(gx, R, state, forget=forget)
+
+
+def _numba_error():
+    try:
+        from numba.core.errors import NumbaError
+        return NumbaError
+    except ImportError:  # pragma: no cover
+        return ImportError
+
+
 register_backend("slstm", "torch", _slstm_torch)
+register_backend("slstm", "numba", _slstm_numba, available=lambda device: device.type == "cpu", priority=10)
 register_backend("slstm_step", "torch", _slstm_step_torch)
