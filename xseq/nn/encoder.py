@@ -7,6 +7,7 @@ from torch import nn
 
 from ..ops._checks import check_finite, check_float
 from .config import XLSTMConfig
+from .fast_step import state_dict_of
 from .mlstm_block import MLSTMBlock
 from .slstm_block import SLSTMBlock
 
@@ -83,12 +84,20 @@ class XLSTMEncoder(nn.Module):
         return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
 
     def step_unchecked(self, x: torch.Tensor, state: TensorDict):
-        """step() without validating x and state: for callers that own both (xseq.Stream)."""
+        """step() without validating x and state: for callers that own both (xseq.Stream). Small float32
+        batches on CPU without autograd take the compiled step (fast_step.py)."""
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            from .fast_step import FastStep
+
+            fast = self.__dict__["_fast"] = FastStep(self)
+        if fast.usable(x):
+            return fast(x, state)
         new = {}
         for i, blk in enumerate(self.blocks):
             key = f"block_{i}"
             x, new[key] = blk.step(x, state[key], validate=False)
-        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+        return self.norm(x), state_dict_of(new, x.shape[0])
 
     def stream(self, batch_size: int = 1, device=None):
         """An xseq.Stream that feeds this encoder one observation (B, d_model) at a time."""
