@@ -110,7 +110,7 @@ def main():
         print(f"\nbatch {B}")
         print(f"  {'step':>8}  {'xLSTM stream':>14}  {'LSTMCell stack':>14}  {'ratio':>6}  {'process RSS':>11}")
         for (s, a, rss), (_, b, _) in zip(ours, peer):
-            print(f"  {s:>8}  {a * 1e6:11.1f} us  {b * 1e6:11.1f} us  {a / b:6.1f}  {rss / 2**20:8.0f} MB")
+            print(f"  {s:>8}  {a * 1e6:11.1f} us  {b * 1e6:11.1f} us  {a / b:6.1f}  {rss / 2**20:8.0f} MB", flush=True)
         first, last = ours[0], ours[-1]
         print(f"  xLSTM from step {first[0]} to {last[0]}: latency x{last[1] / first[1]:.2f}, "
               f"RSS {(last[2] - first[2]) / 2**20:+.1f} MB")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import torch
 from tensordict import TensorDict
 
@@ -71,9 +72,12 @@ class Stream:
     def update(self, x, active=None) -> torch.Tensor:
         x = self._check_x(x)
         mask = self._check_rows("active", active)
-        bad = ~torch.isfinite(x).all(dim=-1) if x.is_floating_point() else None
-        if bad is not None and mask is not None:
-            bad &= mask
+        if x.is_floating_point() and not _all_finite(x):
+            bad = ~torch.isfinite(x).all(dim=-1)
+            if mask is not None:
+                bad &= mask
+        else:
+            bad = None
         if bad is not None and bad.any():
             rows = bad.nonzero().flatten().tolist()
             raise ValueError(f"x holds NaN or infinite values in rows {rows}; mark rows without an observation "
@@ -180,6 +184,13 @@ class Stream:
         mask = torch.zeros(B, dtype=torch.bool)
         mask[idx] = True
         return mask.to(self.device)
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """One cheap check per update (numpy on CPU: a few torch ops cost more than the check itself)."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return bool(np.isfinite(x.numpy()).all())
+    return bool(torch.isfinite(x).all())
 
 
 def _where_tensor(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:

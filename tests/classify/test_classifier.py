@@ -115,6 +115,7 @@ NOT_FOR_SEQUENCES = {
 }
 
 
-@parametrize_with_checks([XLSTMClassifier(**FAST)], expected_failed_checks=lambda est: NOT_FOR_SEQUENCES)
+@parametrize_with_checks([XLSTMClassifier(**{**FAST, "max_epochs": 5})],
+                         expected_failed_checks=lambda est: NOT_FOR_SEQUENCES)
 def test_sklearn_checks(estimator, check):
     check(estimator)

@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._schedule import one_cycle
 from .._threads import torch_threads
 from ..nn import XLSTMConfig
 from .model import ClassifierNet
@@ -186,8 +187,7 @@ class _Module(L.LightningModule):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.cfg.learning_rate)
         total = max(1, self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.learning_rate, total_steps=total,
-                                                    pct_start=0.1)
+        sched = one_cycle(opt, self.cfg.learning_rate, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._schedule import one_cycle
 from .model import ForecastNet
 
 
@@ -115,8 +116,7 @@ class ForecastModule(L.LightningModule):
         no_decay = [p for n, p in params if p.dim() < 2 or n.startswith("skip")]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.total_steps,
-                                                    pct_start=0.1)
+        sched = one_cycle(opt, self.lr, self.total_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -303,7 +303,7 @@ class FastStep:
         self._weights, self._ptrs, self._ok = None, None, False
 
     def __getstate__(self):  # numpy views of another process's tensors are no use: rebuilt on first call
-        return {**self.__dict__, "_weights": None, "_ptrs": None, "_ok": False}
+        return {**self.__dict__, "_weights": None, "_ptrs": None, "_ok": False, "_last": None}
 
     def usable(self, x: torch.Tensor) -> bool:
         enc = self.encoder
@@ -334,24 +334,40 @@ class FastStep:
                 L.cfg.forget == "exp", _v(L.norm.weight), _v(blk.ffn_norm.weight), _v(blk.ffn.up.weight),
                 _v(blk.ffn.down.weight))
 
+    def _arrays(self, state: TensorDict) -> list:
+        """Per block, the numpy views of its state in the kernels' argument order. The state this object
+        returned last time is recognised and its arrays reused (the usual case: a stream feeding it back)."""
+        last = self.__dict__.get("_last")
+        if last is not None and last[0] is state:
+            return last[1]
+        out = []
+        for i, kind in enumerate(self.kinds):
+            s = state[f"block_{i}"]
+            if kind == "m":
+                out.append((_v(s["conv"]), _v(s["C"]), _v(s["n"]), _v(s["m"])))
+            else:
+                conv = _v(s["conv"]) if "conv" in s.keys() else np.zeros((state.batch_size[0], 1, 1), np.float32)
+                out.append((conv, _v(s["c"]), _v(s["n"]), _v(s["m"]), _v(s["h"])))
+        return out
+
     def __call__(self, x: torch.Tensor, state: TensorDict):
         """Call only after usable(x) returned True."""
         xa = x.numpy()
-        new = {}
-        for i, (kind, w) in enumerate(zip(self.kinds, self._weights)):
-            s = state[f"block_{i}"]
+        new, arrays = {}, []
+        for i, (kind, w, a) in enumerate(zip(self.kinds, self._weights, self._arrays(state))):
             if kind == "m":
-                xa, C, n, m, conv = mlstm_block_step(xa, *w[:4], _v(s["conv"]), *w[4:], _v(s["C"]), _v(s["n"]),
-                                                     _v(s["m"]))
+                xa, C, n, m, conv = mlstm_block_step(xa, *w[:4], a[0], *w[4:], a[1], a[2], a[3])
+                arrays.append((conv, C, n, m))
                 new[f"block_{i}"] = {"C": torch.from_numpy(C), "n": torch.from_numpy(n), "m": torch.from_numpy(m),
                                      "conv": torch.from_numpy(conv)}
             else:
-                conv_state = _v(s["conv"]) if w[1] else np.zeros((xa.shape[0], 1, 1), np.float32)
-                xa, c, n, m, h, conv = slstm_block_step(xa, w[0], w[1], w[2], w[3], conv_state, *w[4:],
-                                                        _v(s["c"]), _v(s["n"]), _v(s["m"]), _v(s["h"]))
+                xa, c, n, m, h, conv = slstm_block_step(xa, w[0], w[1], w[2], w[3], a[0], *w[4:], *a[1:])
+                arrays.append((conv, c, n, m, h))
                 entry = {"c": torch.from_numpy(c), "n": torch.from_numpy(n), "m": torch.from_numpy(m),
                          "h": torch.from_numpy(h)}
                 if w[1]:
                     entry["conv"] = torch.from_numpy(conv)
                 new[f"block_{i}"] = entry
-        return torch.from_numpy(final_norm(xa, self._norm)), state_dict_of(new, x.shape[0])
+        out = state_dict_of(new, x.shape[0])
+        self._last = (out, arrays)
+        return torch.from_numpy(final_norm(xa, self._norm)), out

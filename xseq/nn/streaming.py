@@ -19,8 +19,7 @@ class EncoderCore:
         return self.encoder.init_state(batch_size, device=device)
 
     def step(self, x: torch.Tensor, state):
-        dtype = next(self.encoder.parameters()).dtype
-        return self.encoder.step_unchecked(x.to(dtype), state)
+        return self.encoder.step_unchecked(x.to(self.encoder.norm.weight.dtype), state)
 
     def identity(self) -> dict:
         return {"model": self.name, "config": self.encoder.config.to_dict(), "weights": weights_digest(self.encoder)}

@@ -60,16 +60,19 @@ def _fwd(gx, Rcat, c, n, m, h, exp_forget, keep, h_out, gates, cs, ns, hs):
                     if exp_forget:
                         logf = ftil
                         fac = 1.0
-                    elif ftil >= 0:  # log sigmoid, both branches overflow-free
-                        logf = -math.log1p(math.exp(-ftil))
-                        fac = math.exp(-ftil) / (1.0 + math.exp(-ftil))  # d logsigmoid / d ftil = sigmoid(-ftil)
+                    else:  # log sigmoid and its derivative sigmoid(-ftil) from one overflow-free exp
+                        ex = math.exp(-abs(ftil))
+                        logf = min(ftil, 0.0) - math.log1p(ex)
+                        fac = ex / (1.0 + ex) if ftil >= 0 else 1.0 / (1.0 + ex)
+                    a_ = logf + m[hh, b, e]
+                    if a_ >= itil:  # eqs 46-48: the larger of the two exponents is the new stabiliser,
+                        m_new = a_  # so one of the two gates is exactly 1
+                        fg = 1.0
+                        ig = math.exp(itil - a_)
                     else:
-                        logf = ftil - math.log1p(math.exp(ftil))
-                        fac = 1.0 / (1.0 + math.exp(ftil))
-                    m_prev = m[hh, b, e]
-                    m_new = max(logf + m_prev, itil)  # eq 46
-                    ig = math.exp(itil - m_new)  # eq 47
-                    fg = math.exp(logf + m_prev - m_new)  # eq 48
+                        m_new = itil
+                        ig = 1.0
+                        fg = math.exp(a_ - itil)
                     zg = math.tanh(ztil)
                     og = 1.0 / (1.0 + math.exp(-otil))
                     c_new = fg * c[hh, b, e] + ig * zg  # eq 49
