@@ -1,10 +1,13 @@
 """Classifier streams: probabilities after observation t equal predict_proba on the prefix [0, t]."""
+import pickle
+
 import numpy as np
 import pytest
 import torch
 
 from xseq import XLSTMClassifier
 from xseq.datasets import load_ett
+from tests.stream._resume import resume_in_fresh_process
 
 T = 2000
 
@@ -53,27 +56,15 @@ def test_stream_rows_and_bad_input(clf, ett):
 
 
 def test_classifier_stream_checkpoint_in_fresh_process(clf, ett, tmp_path):
-    import pickle
-    import subprocess
-    import sys
-    import textwrap
-    from pathlib import Path
-
     v = ett.to_numpy().astype(np.float32)[:300]
     (tmp_path / "clf.pkl").write_bytes(pickle.dumps(clf))
-    np.save(tmp_path / "v.npy", v)
     stream = clf.stream()
     for t in range(150):
         stream.update(v[t:t + 1])
-    torch.save(stream.state_dict(), tmp_path / "stream.pt")
+    checkpoint = stream.state_dict()
     expected = torch.stack([stream.update(v[t:t + 1]) for t in range(150, 300)])
-    script = textwrap.dedent(f"""
-        import pickle, numpy as np, torch
-        clf = pickle.loads(open({str(tmp_path / 'clf.pkl')!r}, 'rb').read())
-        v = np.load({str(tmp_path / 'v.npy')!r})
-        stream = clf.stream()
-        stream.load_state_dict(torch.load({str(tmp_path / 'stream.pt')!r}, weights_only=True))
-        torch.save(torch.stack([stream.update(v[t:t + 1]) for t in range(150, 300)]), {str(tmp_path / 'out.pt')!r})
-        """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(Path(__file__).parents[2]))
-    assert torch.equal(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+    resumed = resume_in_fresh_process(tmp_path, checkpoint, f"""
+        import pickle
+        model = pickle.loads(open({str(tmp_path / 'clf.pkl')!r}, 'rb').read())
+        """, v, "x[t:t + 1]", range(150, 300))
+    assert torch.equal(resumed, expected)

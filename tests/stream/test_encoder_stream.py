@@ -1,14 +1,12 @@
 """Encoder streams: the output after observation t equals the parallel answer on the prefix [0, t]."""
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
 import xseq
 from tests.helpers import rel_err
+from tests.stream._resume import resume_in_fresh_process
 from xseq.datasets import load_ett
 
 T = 2000
@@ -119,26 +117,16 @@ def test_checkpoint_in_fresh_process_continues_identically(ett, tmp_path):
     enc = make_encoder("msms", seed=3)
     x = embed(ett)[0, :400]
     torch.save(enc.state_dict(), tmp_path / "enc.pt")
-    torch.save(x, tmp_path / "x.pt")
     stream = enc.stream(batch_size=2)
     for t in range(250):
         stream.update(torch.stack([x[t], x[399 - t]]))
-    torch.save(stream.state_dict(), tmp_path / "stream.pt")
+    checkpoint = stream.state_dict()
     expected = torch.stack([stream.update(torch.stack([x[t], x[399 - t]])) for t in range(250, 400)])
-
-    script = textwrap.dedent(f"""
-        import torch, xseq
+    resumed = resume_in_fresh_process(tmp_path, checkpoint, f"""
         from tests.stream.test_encoder_stream import make_encoder
-        enc = make_encoder("msms", seed=99)   # different weights, then the saved ones
-        enc.load_state_dict(torch.load({str(tmp_path / 'enc.pt')!r}, weights_only=True))
-        x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)
-        stream = enc.stream()
-        stream.load_state_dict(torch.load({str(tmp_path / 'stream.pt')!r}, weights_only=True))
-        out = torch.stack([stream.update(torch.stack([x[t], x[399 - t]])) for t in range(250, 400)])
-        torch.save(out, {str(tmp_path / 'out.pt')!r})
-        """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
-    resumed = torch.load(tmp_path / "out.pt", weights_only=True)
+        model = make_encoder("msms", seed=99)   # other weights, then the saved ones
+        model.load_state_dict(torch.load({str(tmp_path / 'enc.pt')!r}, weights_only=True))
+        """, x.numpy(), "torch.from_numpy(np.stack([x[t], x[399 - t]]))", range(250, 400))
     assert torch.equal(resumed, expected)
 
 

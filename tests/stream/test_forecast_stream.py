@@ -1,15 +1,11 @@
 """Forecaster streams: the forecast after observation t equals predict(y=history up to t)."""
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from xseq import XLSTMForecaster
 from xseq.datasets import load_ett
+from tests.stream._resume import resume_in_fresh_process
 
 T = 2000
 L, H = 48, 12
@@ -71,24 +67,16 @@ def test_batched_rows_with_staggered_starts(fitted, ett):
 def test_forecaster_checkpoint_in_fresh_process(fitted, ett, tmp_path):
     values = ett.to_numpy()[:400]
     fitted.save(tmp_path / "model.xseq")
-    np.save(tmp_path / "values.npy", values)
     stream = fitted.stream()
     for t in range(200):
         stream.update(values[t:t + 1])
-    torch.save(stream.state_dict(), tmp_path / "stream.pt")
+    checkpoint = stream.state_dict()
     expected = torch.stack([stream.update(values[t:t + 1]) for t in range(200, 400)])
-    script = textwrap.dedent(f"""
-        import numpy as np, torch
+    resumed = resume_in_fresh_process(tmp_path, checkpoint, f"""
         from xseq import XLSTMForecaster
-        f = XLSTMForecaster.load({str(tmp_path / 'model.xseq')!r})
-        values = np.load({str(tmp_path / 'values.npy')!r})
-        stream = f.stream()
-        stream.load_state_dict(torch.load({str(tmp_path / 'stream.pt')!r}, weights_only=True))
-        out = torch.stack([stream.update(values[t:t + 1]) for t in range(200, 400)])
-        torch.save(out, {str(tmp_path / 'out.pt')!r})
-        """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(Path(__file__).parents[2]))
-    assert torch.equal(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+        model = XLSTMForecaster.load({str(tmp_path / 'model.xseq')!r})
+        """, values, "x[t:t + 1]", range(200, 400))
+    assert torch.equal(resumed, expected)
 
 
 def test_forecaster_stream_bad_input(fitted, ett):
