@@ -55,6 +55,21 @@ def timeit(fn, repeats: int = 5, warmup: int = 1, min_time: float = 0.0) -> floa
     return statistics.median(times)
 
 
+def timeit_pair(fn_a, fn_b, repeats: int = 5, warmup: int = 1) -> tuple[float, float, float]:
+    """Median seconds per call of fn_a and of fn_b, and the median of the per-round ratios a / b, with the
+    two called alternately (a, b, b, a, ...) so that a shared machine's drift hits both sides alike."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ta, tb = [], []
+    for i in range(repeats):
+        for fn, out in ((fn_a, ta), (fn_b, tb)) if i % 2 == 0 else ((fn_b, tb), (fn_a, ta)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb), statistics.median(a / b for a, b in zip(ta, tb))
+
+
 def fmt_time(s: float) -> str:
     return f"{s * 1e3:9.1f} ms" if s < 10 else f"{s:9.2f} s "
 

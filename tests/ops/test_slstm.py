@@ -40,14 +40,19 @@ def check(gx, R, state, forget, tol, oracle="literal", backend="auto"):
         kw = {} if st_r is None else dict(c0=st_r.c, n0=st_r.n, m0=st_r.m, h0=st_r.h)
         h_ref, c_ref, n_ref, _ = slstm_oracle(gx_r, R_r, forget, **kw)
         c_ours, n_ours = final.c.double() * final.m.double().exp(), final.n.double() * final.m.double().exp()
+        state_tol = tol
     else:  # the stabilised reference in float64, for exp forget gates whose literal product overflows
         h_ref, ref_state = slstm_ref.slstm_recurrent(gx_r, R_r, st_r or slstm_ref.zero_state(gx_r), forget)
         c_ref, n_ref, c_ours, n_ours = ref_state.c, ref_state.n, final.c, final.n
         assert rel_err(final.m, ref_state.m) <= tol
+        # m sums log f over time, and float32 adds |m| * 2^-24 of rounding at each of the T steps: how the
+        # true state c e^m is split between c and m, and every f = exp(log f + m_{t-1} - m_t) of the backward
+        # pass, carry that random walk (h = o c / n does not: it is checked at tol)
+        state_tol = max(tol, 2.0**-24 * ref_state.m.abs().max().item() * gx.shape[1] ** 0.5)
     assert h.dtype == gx.dtype and final.c.dtype == torch.float32
     assert rel_err(h, h_ref) <= tol, f"h {rel_err(h, h_ref):.2e}"
-    assert rel_err(c_ours, c_ref) <= tol, f"c {rel_err(c_ours, c_ref):.2e}"
-    assert rel_err(n_ours, n_ref) <= tol, f"n {rel_err(n_ours, n_ref):.2e}"
+    assert rel_err(c_ours, c_ref) <= state_tol, f"c {rel_err(c_ours, c_ref):.2e}"
+    assert rel_err(n_ours, n_ref) <= state_tol, f"n {rel_err(n_ours, n_ref):.2e}"
     assert rel_err(final.h, h_ref[:, -1]) <= tol
     g = torch.randn_like(h_ref)
     (h.double() * g).sum().backward()
@@ -56,7 +61,7 @@ def check(gx, R, state, forget, tol, oracle="literal", backend="auto"):
     if state is not None:
         pairs += [(f"state.{k}", getattr(st, k), getattr(st_r, k)) for k in ("c", "n", "h")]
     errors = grad_errors(pairs)
-    assert max(errors.values()) <= tol, f"gradient errors {errors}"
+    assert max(errors.values()) <= state_tol, f"gradient errors {errors}"
 
 
 @pytest.mark.parametrize("forget", ["sigmoid", "exp"])
@@ -190,9 +195,13 @@ def test_fused_matches_reference_everywhere(forget, H, Dh, gate_range):
     assert rel_err(h_f, h_t) <= 1e-5
     for name, a, b in zip("cnmh", s_f, s_t):
         assert rel_err(a, b) <= 1e-5, name
+    # the gradient into m0 is d(log f_1) = dc0 c0 + dn0 n0, two terms that cancel: measure it against their
+    # size, not against what is left of them (with gates of U(-50, 50) that can be 1e-4 of it, and an ulp of
+    # difference in any gate moves it by more than 1e-5 of itself, in float32, between any two implementations)
+    m0_scale = ((g_t[2] * st0.c).abs() + (g_t[3] * st0.n).abs()).max().item()
     for name, a, b in zip(["gx", "R", "c0", "n0", "m0", "h0"], g_f, g_t):
         assert b.abs().max() > 0, name  # every gradient is exercised
-        assert rel_err(a, b) <= 1e-5, name
+        assert rel_err(a, b, floor=m0_scale if name == "m0" else 0.0) <= 1e-5, name
 
 
 def test_fused_without_grad_and_fallback_warning(monkeypatch):
@@ -219,3 +228,16 @@ def test_fused_without_grad_and_fallback_warning(monkeypatch):
         warnings.simplefilter("error")  # one warning only; later calls go to the reference quietly
         h2, _ = ops.slstm(gx, R)
     assert torch.equal(h1, h_t) and torch.equal(h2, h_t)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nonfinite_gx_is_reported(backend, bad):
+    """The fused loop checks gx while it reads it (no separate pass); both backends name gx and the count."""
+    gx, R = make_inputs(B=2, T=9, H=2, Dh=8)
+    gx[1, 7, 2, 1, 3] = bad
+    gx[0, 0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match=r"gx contains 2 NaN or inf"):
+        ops.slstm(gx, R, backend=backend)
+    gx[1, 7, 2, 1, 3] = gx[0, 0, 0, 0, 0] = 3.0e38  # finite but large: its sum overflows, still not reported
+    ops.slstm(gx, R, backend=backend)

@@ -23,7 +23,7 @@ def clf(ett):
     v = ett.to_numpy().astype(np.float32)
     days = np.arange(0, T - 24, 24)
     X = np.stack([v[d:d + 24] for d in days])
-    y = np.where(ett.index[days].dayofweek >= 5, "weekend", "weekday")
+    y = np.where(ett.index[days].day_of_week >= 5, "weekend", "weekday")
     return XLSTMClassifier(d_model=16, layout="msms", num_heads=2, max_epochs=3, progress_bar=False,
                            threads=1).fit(X, y)
 

@@ -67,6 +67,15 @@ class HeadwiseLinear(nn.Module):
         return torch.einsum("...nb,nbc->...nc", xb, self.weight).flatten(-2)
 
 
+def blockdiag_project(x: torch.Tensor, W: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., H*Dh), W (G, H, Dh, Dh) [, bias (H, 1, G*Dh)] -> (H, N, G*Dh) with N = x[..., 0].numel():
+    head hh of every row of x times W[g, hh] for each g, as one batched product over heads."""
+    G, H, Dh, _ = W.shape
+    xh = x.reshape(-1, H, Dh).transpose(0, 1)  # (H, N, Dh)
+    Wh = W.permute(1, 2, 0, 3).reshape(H, Dh, G * Dh)
+    return torch.bmm(xh, Wh) if bias is None else torch.baddbmm(bias, xh, Wh)
+
+
 class MultiHeadNorm(nn.Module):
     """GroupNorm with one group per head: a LayerNorm over each head's features, a weight and no bias.
     Input (..., H, Dh), output (..., H * Dh)."""

@@ -7,7 +7,7 @@ from torch import nn
 
 from .. import ops
 from .config import SLSTMLayerConfig
-from .layers import CausalConv1d, GatedFFN, MultiHeadNorm, gate_bias_init_, small_init_
+from .layers import CausalConv1d, GatedFFN, MultiHeadNorm, blockdiag_project, gate_bias_init_, small_init_
 
 
 class SLSTMLayer(nn.Module):
@@ -40,12 +40,14 @@ class SLSTMLayer(nn.Module):
         return state
 
     def _gates(self, x, x_conv):
-        """(..., d) -> gx (..., 4, H, Dh): the W x + b part of the pre-activations."""
-        xh = x.unflatten(-1, (self.num_heads, self.head_dim))
-        xc = x_conv.unflatten(-1, (self.num_heads, self.head_dim))
-        g_if = torch.einsum("...hd,ghde->...ghe", xc, self.W_if)
-        g_zo = torch.einsum("...hd,ghde->...ghe", xh, self.W_zo)
-        return torch.cat([g_if, g_zo], dim=-3) + self.bias
+        """(..., d) -> gx (..., 4, H, Dh): the W x + b part of the pre-activations, one batched product per
+        head (H, N, Dh) @ (H, Dh, 2Dh) for each input; the result is a view whose memory is head-major,
+        which is the order the fused CPU loop reads it in (each thread its own heads)."""
+        H, Dh = self.num_heads, self.head_dim
+        lead = x.shape[:-1]
+        b_if, b_zo = self.bias.permute(1, 0, 2).reshape(H, 1, 4 * Dh).split(2 * Dh, dim=-1)
+        g = torch.cat([blockdiag_project(x_conv, self.W_if, b_if), blockdiag_project(x, self.W_zo, b_zo)], dim=-1)
+        return g.view(H, *lead, 4, Dh).movedim(0, -2)
 
     @staticmethod
     def _cell(state):

@@ -22,9 +22,10 @@ def slstm(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
     B, T, _, H, Dh = gx.shape
     if T == 0:
         raise ValueError("gx must have at least one time step (T >= 1); got T = 0")
-    _check_common(gx, R, H, Dh, forget)
+    fn = resolve("slstm", backend, gx.device)
+    _check_common(gx, R, H, Dh, forget, check_gx=fn is not _slstm_numba)  # the fused loop checks gx as it reads it
     state = check_state(state, B, H, Dh, gx.device)
-    return resolve("slstm", backend, gx.device)(gx, R, state, forget=forget)
+    return fn(gx, R, state, forget=forget)
 
 
 def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto", validate: bool = True):
@@ -40,12 +41,13 @@ def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "au
     return resolve("slstm_step", backend, gx.device)(gx, R, state, forget=forget)
 
 
-def _check_common(gx, R, H, Dh, forget):
+def _check_common(gx, R, H, Dh, forget, check_gx: bool = True):
     check_shape("R", R, (4, H, Dh, Dh), "(4, H, Dh, Dh) matching gx's heads and head size")
     if forget not in FORGET:
         raise ValueError(f"forget must be one of {FORGET}; got {forget!r}")
     check_same_device(gx=gx, R=R)
-    check_finite("gx", gx)
+    if check_gx:
+        check_finite("gx", gx)
     check_finite("R", R)
 
 
@@ -99,6 +101,7 @@ def _slstm_numba(gx, R, state, *, forget):
             _FUSED_BROKEN = f"{type(e).__name__}: {e}"
             warnings.warn(f"xseq: the fused CPU sLSTM could not be compiled ({_FUSED_BROKEN}); using the PyTorch "
                           f"reference instead", RuntimeWarning, stacklevel=3)
+    check_finite("gx", gx)  # slstm() left this check to the fused loop
     return _slstm_torch(gx, R, state, forget=forget)
 
 

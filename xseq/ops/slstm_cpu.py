@@ -11,12 +11,11 @@ Compiled at first use and cached on disk (numba cache=True); if numba cannot com
 the reference with one warning (see slstm.py)."""
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 import torch
 
+from ._cpu_math import consts, slstm_cell
 from ._state import SLSTMState
 
 
@@ -37,97 +36,84 @@ def _matmul(a, w, out):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _fwd(gx, Rcat, c, n, m, h, exp_forget, keep, h_out, gates, cs, ns, hs):
-    """gx: (B, T, 4, H, Dh); Rcat: (H, Dh, 4*Dh); c, n, m, h: (H, B, Dh), updated in place to the final state.
-    h_out: (B, T, H, Dh). With keep: gates (T, 5, H, B, Dh) = i, f, z, o, dlogf/dftil; cs, ns, hs:
-    (T + 1, H, B, Dh) the states before each step and after the last. Heads never mix (R is block-diagonal),
-    so each thread runs whole time loops of its own heads."""
+def _fwd(gx, Rcat, c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev, bad):
+    """gx: (B, T, 4, H, Dh), any strides (read in place); Rcat: (H, Dh, 4*Dh); c, n, m, h: (H, B, Dh), updated
+    in place to the final state; K: _cpu_math.consts. h_out: (B, T, H, Dh). With keep, head-major (each
+    thread writes its own contiguous slabs): gates (H, T, 5, B, Dh) = i, f, z, o, dlogf/dftil; cs, ns
+    (H, T + 1, B, Dh) the cell states before each step and after the last; hprev (H, B, T, Dh) the h before
+    each step. bad (H,) counts the non-finite entries of gx per head (checked here, where gx is read anyway,
+    instead of a separate pass over it). Heads never mix (R is block-diagonal), so each thread runs whole
+    time loops of its own heads."""
     B, T, _, H, Dh = gx.shape
     for hh in numba.prange(H):
         r = np.empty((B, 4 * Dh), dtype=c.dtype)
+        nonfinite = 0
+        ch, nh, mh, hh_, Rh = c[hh], n[hh], m[hh], h[hh], Rcat[hh]  # this head's slabs, sliced once
         for t in range(T):
             if keep:
-                cs[t, hh] = c[hh]
-                ns[t, hh] = n[hh]
-                hs[t, hh] = h[hh]
-            _matmul(h[hh], Rcat[hh], r)  # (B, 4Dh): R h_{t-1}, eqs 31-34
+                cs[hh, t] = ch
+                ns[hh, t] = nh
+                hprev[hh, :, t] = hh_
+            _matmul(hh_, Rh, r)  # (B, 4Dh): R h_{t-1}, eqs 31-34
             for b in range(B):
                 for e in range(Dh):
-                    itil = gx[b, t, 0, hh, e] + r[b, e]
-                    ftil = gx[b, t, 1, hh, e] + r[b, Dh + e]
-                    ztil = gx[b, t, 2, hh, e] + r[b, 2 * Dh + e]
-                    otil = gx[b, t, 3, hh, e] + r[b, 3 * Dh + e]
-                    if exp_forget:
-                        logf = ftil
-                        fac = 1.0
-                    else:  # log sigmoid and its derivative sigmoid(-ftil) from one overflow-free exp
-                        ex = math.exp(-abs(ftil))
-                        logf = min(ftil, 0.0) - math.log1p(ex)
-                        fac = ex / (1.0 + ex) if ftil >= 0 else 1.0 / (1.0 + ex)
-                    a_ = logf + m[hh, b, e]
-                    if a_ >= itil:  # eqs 46-48: the larger of the two exponents is the new stabiliser,
-                        m_new = a_  # so one of the two gates is exactly 1
-                        fg = 1.0
-                        ig = math.exp(itil - a_)
-                    else:
-                        m_new = itil
-                        ig = 1.0
-                        fg = math.exp(a_ - itil)
-                    zg = math.tanh(ztil)
-                    og = 1.0 / (1.0 + math.exp(-otil))
-                    c_new = fg * c[hh, b, e] + ig * zg  # eq 49
-                    n_new = fg * n[hh, b, e] + ig  # eq 50
-                    h_new = og * (c_new / n_new)
-                    c[hh, b, e] = c_new
-                    n[hh, b, e] = n_new
-                    m[hh, b, e] = m_new
-                    h[hh, b, e] = h_new  # read again only by this head's next step
+                    x_i, x_f, x_z, x_o = gx[b, t, 0, hh, e], gx[b, t, 1, hh, e], gx[b, t, 2, hh, e], gx[b, t, 3, hh, e]
+                    if not np.isfinite(x_i + x_f + x_z + x_o):  # a sum of finite gates can overflow: count exactly
+                        nonfinite += (not np.isfinite(x_i)) + (not np.isfinite(x_f)) + (not np.isfinite(x_z)) + \
+                            (not np.isfinite(x_o))
+                    ig, fg, zg, og, fac, c_new, n_new, m_new, h_new = slstm_cell(
+                        x_i + r[b, e], x_f + r[b, Dh + e], x_z + r[b, 2 * Dh + e], x_o + r[b, 3 * Dh + e],
+                        ch[b, e], nh[b, e], mh[b, e], exp_forget, K)
+                    ch[b, e] = c_new
+                    nh[b, e] = n_new
+                    mh[b, e] = m_new
+                    hh_[b, e] = h_new  # read again only by this head's next step
                     h_out[b, t, hh, e] = h_new
                     if keep:
-                        gates[t, 0, hh, b, e] = ig
-                        gates[t, 1, hh, b, e] = fg
-                        gates[t, 2, hh, b, e] = zg
-                        gates[t, 3, hh, b, e] = og
-                        gates[t, 4, hh, b, e] = fac
+                        gates[hh, t, 0, b, e] = ig
+                        gates[hh, t, 1, b, e] = fg
+                        gates[hh, t, 2, b, e] = zg
+                        gates[hh, t, 3, b, e] = og
+                        gates[hh, t, 4, b, e] = fac
+        bad[hh] = nonfinite
         if keep:
-            cs[T, hh] = c[hh]
-            ns[T, hh] = n[hh]
-            hs[T, hh] = h[hh]
+            cs[hh, T] = ch
+            ns[hh, T] = nh
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, dpre, dlogf0):
-    """Backward through time. dh_out: (B, T, H, Dh); dc, dn, dh: (H, B, Dh) gradients of the final state,
-    updated in place to those of the initial state; RcatT: (H, 4*Dh, Dh). Writes dpre (T, H, B, 4*Dh), the
-    gradients of the pre-activations, and dlogf0 (H, B, Dh), the gradient of log f at the first step."""
+def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0):
+    """Backward through time. dh_out: (B, T, H, Dh), any strides; dc, dn, dh: (H, B, Dh) gradients of the
+    final state, updated in place to those of the initial state; RcatT: (H, 4*Dh, Dh). Writes dpre
+    (H, B, T, 4*Dh), the gradients of the pre-activations, and dlogf0 (H, B, Dh), that of log f at t = 0."""
     B, T, H, Dh = dh_out.shape
+    one = K[1]
     for hh in numba.prange(H):
         for t in range(T - 1, -1, -1):
             for b in range(B):
                 for e in range(Dh):
-                    ig = gates[t, 0, hh, b, e]
-                    fg = gates[t, 1, hh, b, e]
-                    zg = gates[t, 2, hh, b, e]
-                    og = gates[t, 3, hh, b, e]
-                    c_new = cs[t + 1, hh, b, e]
-                    n_new = ns[t + 1, hh, b, e]
+                    ig = gates[hh, t, 0, b, e]
+                    fg = gates[hh, t, 1, b, e]
+                    zg = gates[hh, t, 2, b, e]
+                    og = gates[hh, t, 3, b, e]
+                    c_new = cs[hh, t + 1, b, e]
+                    n_new = ns[hh, t + 1, b, e]
                     g = dh_out[b, t, hh, e] + dh[hh, b, e]
                     d_o = g * c_new / n_new
                     dct = dc[hh, b, e] + g * og / n_new
                     dnt = dn[hh, b, e] - g * og * c_new / (n_new * n_new)
                     di = dct * zg + dnt
                     dz = dct * ig
-                    df = dct * cs[t, hh, b, e] + dnt * ns[t, hh, b, e]
-                    dlogf = df * fg
-                    dpre[t, hh, b, e] = di * ig
-                    dpre[t, hh, b, Dh + e] = dlogf * gates[t, 4, hh, b, e]
-                    dpre[t, hh, b, 2 * Dh + e] = dz * (1.0 - zg * zg)
-                    dpre[t, hh, b, 3 * Dh + e] = d_o * og * (1.0 - og)
+                    dlogf = (dct * cs[hh, t, b, e] + dnt * ns[hh, t, b, e]) * fg
+                    dpre[hh, b, t, e] = di * ig
+                    dpre[hh, b, t, Dh + e] = dlogf * gates[hh, t, 4, b, e]
+                    dpre[hh, b, t, 2 * Dh + e] = dz * (one - zg * zg)
+                    dpre[hh, b, t, 3 * Dh + e] = d_o * og * (one - og)
                     dc[hh, b, e] = dct * fg
                     dn[hh, b, e] = dnt * fg
                     if t == 0:
                         dlogf0[hh, b, e] = dlogf
-            _matmul(dpre[t, hh], RcatT[hh], dh[hh])  # through R h_{t-1}
+            _matmul(dpre[hh, :, t], RcatT[hh], dh[hh])  # through R h_{t-1}
 
 
 def _threads() -> None:
@@ -136,7 +122,8 @@ def _threads() -> None:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    """A numpy view of t as it is laid out (the kernels read any strides; no copy)."""
+    return t.detach().numpy()
 
 
 def _state_hbd(s: torch.Tensor) -> np.ndarray:
@@ -149,6 +136,11 @@ def _rcat(R: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(R.detach().permute(1, 2, 0, 3).reshape(R.shape[1], R.shape[2], -1).numpy())
 
 
+def _bhd(a: np.ndarray) -> torch.Tensor:
+    """(H, B, Dh) array -> (B, H, Dh) tensor view."""
+    return torch.from_numpy(a).permute(1, 0, 2)
+
+
 class _FusedSLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool):
@@ -156,26 +148,29 @@ class _FusedSLSTM(torch.autograd.Function):
         keep = any(ctx.needs_input_grad[:6])
         c, n, m, h = (_state_hbd(s) for s in (c0, n0, m0, h0))
         dt = c.dtype
-        Rcat = _rcat(R)
         h_out = np.empty((B, T, H, Dh), dt)
-        shape = (T, 5, H, B, Dh) if keep else (1, 5, 1, 1, 1)
-        gates = np.empty(shape, dt)
-        st = (T + 1, H, B, Dh) if keep else (1, 1, 1, 1)
-        cs, ns, hs = np.empty(st, dt), np.empty(st, dt), np.empty(st, dt)
+        if keep:
+            gates, hprev = np.empty((H, T, 5, B, Dh), dt), np.empty((H, B, T, Dh), dt)
+            cs, ns = np.empty((H, T + 1, B, Dh), dt), np.empty((H, T + 1, B, Dh), dt)
+        else:
+            gates, hprev, cs, ns = np.empty((1, 1, 5, 1, 1), dt), *(np.empty((1, 1, 1, 1), dt) for _ in range(3))
+        K = consts(dt)
+        bad = np.zeros(H, np.int64)
         _threads()
-        _fwd(_np(gx), Rcat, c, n, m, h, exp_forget, keep, h_out, gates, cs, ns, hs)
+        _fwd(_np(gx), _rcat(R), c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev, bad)
+        if bad.sum():
+            raise ValueError(f"gx contains {int(bad.sum())} NaN or inf value(s)")
         if keep:
             ctx.save_for_backward(R)
-            ctx.saved = (gates, cs, ns, hs)
-        ctx.mark_non_differentiable(m_t := torch.from_numpy(m).permute(1, 0, 2))
-        return (torch.from_numpy(h_out), torch.from_numpy(c).permute(1, 0, 2), torch.from_numpy(n).permute(1, 0, 2),
-                m_t, torch.from_numpy(h).permute(1, 0, 2))
+            ctx.saved = (gates, cs, ns, hprev, K)
+        ctx.mark_non_differentiable(m_t := _bhd(m))
+        return torch.from_numpy(h_out), _bhd(c), _bhd(n), m_t, _bhd(h)
 
     @staticmethod
     def backward(ctx, dh_out, dc_T, dn_T, _dm_T, dh_T):
         (R,) = ctx.saved_tensors
-        gates, cs, ns, hs = ctx.saved
-        T, _, H, B, Dh = gates.shape
+        gates, cs, ns, hprev, K = ctx.saved
+        H, T, _, B, Dh = gates.shape
         dt = gates.dtype
 
         def grad_state(g):
@@ -184,19 +179,16 @@ class _FusedSLSTM(torch.autograd.Function):
         dc, dn, dh = grad_state(dc_T), grad_state(dn_T), grad_state(dh_T)
         dh_out = np.zeros((B, T, H, Dh), dt) if dh_out is None else _np(dh_out)
         RcatT = np.ascontiguousarray(_rcat(R).transpose(0, 2, 1))
-        dpre = np.empty((T, H, B, 4 * Dh), dt)
+        dpre = np.empty((H, B, T, 4 * Dh), dt)
         dlogf0 = np.zeros((H, B, Dh), dt)
         _threads()
-        _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, dpre, dlogf0)
-        dpre_t = torch.from_numpy(dpre).view(T, H, B, 4, Dh)
-        dgx = dpre_t.permute(2, 0, 3, 1, 4)  # (B, T, 4, H, Dh)
-        h_prev = torch.from_numpy(hs[:T])  # (T, H, B, Dh)
-        dR = torch.einsum("thbd,thbge->ghde", h_prev, dpre_t)  # sum over time and batch of h_{t-1}^T dpre_t
-
-        def back(a):
-            return torch.from_numpy(a).permute(1, 0, 2)
-
-        return dgx, dR, back(dc), back(dn), back(dlogf0), back(dh), None
+        _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0)
+        dpre_t = torch.from_numpy(dpre)
+        dgx = dpre_t.view(H, B, T, 4, Dh).permute(1, 2, 3, 0, 4)  # (B, T, 4, H, Dh), a view
+        # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]: one product per head
+        dR = torch.bmm(torch.from_numpy(hprev).view(H, B * T, Dh).transpose(1, 2), dpre_t.view(H, B * T, 4 * Dh))
+        dR = dR.view(H, Dh, 4, Dh).permute(2, 0, 1, 3)
+        return dgx, dR, _bhd(dc), _bhd(dn), _bhd(dlogf0), _bhd(dh), None
 
 
 def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str):
