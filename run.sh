@@ -27,12 +27,22 @@ setup() {
   fi
 }
 
+setup_bench() {  # benchmark-only peers (sb3-contrib, popgym) and tensorboard
+  setup
+  local stamp="$VENV/.xseq-bench-installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "[xseq] installing the benchmark extra" >&2
+    "$VENV/bin/python" -m pip install -q -e ".[test,bench]"
+    touch "$stamp"
+  fi
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   demo)  setup; exec "$VENV/bin/python" -m xseq.cli demo "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
-  bench) setup; name="${1:?benchmark name, e.g. ops_cpu}"; shift; exec "$VENV/bin/python" "benchmarks/$name.py" "$@" ;;
+  bench) setup_bench; name="${1:?benchmark name, e.g. ops_cpu}"; shift; exec "$VENV/bin/python" "benchmarks/$name.py" "$@" ;;
   xseq)  setup; exec "$VENV/bin/python" -m xseq.cli "$@" ;;
   *) echo "usage: ./run.sh demo | test [pytest args] | bench NAME [args] | xseq ARGS" >&2; exit 2 ;;
 esac

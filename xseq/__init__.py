@@ -6,4 +6,13 @@ from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
 from .stream import Stream
 
 __version__ = "0.1.0"
-__all__ = ["ops", "XLSTMForecaster", "XLSTMClassifier", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "__version__"]
+
+
+def __getattr__(name):  # xseq.RecurrentPPO / xseq.PPOConfig without importing gymnasium for every user
+    if name in ("RecurrentPPO", "PPOConfig"):
+        from . import rl
+        return getattr(rl, name)
+    raise AttributeError(f"module 'xseq' has no attribute {name!r}")
+
+__all__ = ["ops", "XLSTMForecaster", "XLSTMClassifier", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",
+           "__version__"]

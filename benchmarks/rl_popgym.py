@@ -1,0 +1,82 @@
+"""Memory where frame stacking fails: POPGym's diagnostic environments (RepeatFirst, RepeatPrevious,
+CountRecall, Autoencode; Easy and Medium) with the same budget for each of xLSTM PPO, LSTM PPO through the
+same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then the project's cue-recall task
+(delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
+Needs the bench extra (popgym).
+Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _util import header  # noqa: E402
+
+from xseq.nn.config import XLSTMConfig  # noqa: E402
+from xseq.rl import RecurrentPPO  # noqa: E402
+
+TASKS = ["RepeatFirstEasy", "RepeatFirstMedium", "RepeatPreviousEasy", "RepeatPreviousMedium",
+         "CountRecallEasy", "CountRecallMedium", "AutoencodeEasy", "AutoencodeMedium"]
+MODULES = {"RepeatFirst": "repeat_first", "RepeatPrevious": "repeat_previous", "CountRecall": "count_recall",
+           "Autoencode": "autoencode"}
+# PPO settings shared by every agent (POPGym's own baselines use long rollouts and a small learning rate)
+PPO = dict(num_envs=8, rollout_steps=128, minibatch_size=256, epochs=4, gamma=0.99, gae_lambda=0.95,
+           learning_rate=5e-4, anneal_lr=True, clip_range=0.2, anneal_clip=False, ent_coef=0.01,
+           normalize_obs=False, normalize_reward=False, threads=1)
+AGENTS = {
+    "xLSTM": dict(encoder="xlstm", xlstm=XLSTMConfig(d_model=64, layout="ms", mlstm={"num_heads": 4},
+                                                     slstm={"num_heads": 4})),
+    "LSTM": dict(encoder="lstm", hidden_size=64),
+    "FF, 4 frames": dict(encoder="mlp", hidden_size=64, frame_stack=4),
+}
+
+
+def popgym_env(task: str):
+    import importlib
+
+    stem = next(k for k in MODULES if task.startswith(k))
+    cls = getattr(importlib.import_module(f"popgym.envs.{MODULES[stem]}"), task)
+    return lambda: cls()
+
+
+def best_eval(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, **kw) -> float:
+    agent = RecurrentPPO(env, seed=seed, eval_interval=0, eval_episodes=episodes, **PPO, **kw)
+    best = -float("inf")
+    chunk = max(steps // evals, agent.config.num_envs * agent.config.rollout_steps)
+    while agent.num_timesteps < steps:
+        agent.learn(min(chunk, steps - agent.num_timesteps), progress=False)
+        best = max(best, agent.evaluate(episodes)[0])
+    agent.close()
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=2_000_000)
+    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cue-steps", type=int, default=None, help="budget of the cue-recall runs (default: --steps)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}")
+    print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in AGENTS) + "   minutes")
+    for task in args.tasks:
+        t0 = time.perf_counter()
+        scores = [best_eval(popgym_env(task), args.steps, args.seed, **kw) for kw in AGENTS.values()]
+        print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
+              flush=True)
+    steps = args.cue_steps or args.steps
+    print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
+    for name in ("xLSTM", "FF, 4 frames"):
+        score = best_eval("xseq/CueRecall-v0", steps, args.seed, episodes=100, env_kwargs={"delay": 50},
+                          **AGENTS[name])
+        print(f"  {name:<14s} {score:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

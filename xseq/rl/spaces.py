@@ -1,0 +1,122 @@
+"""Observation flattening and action distributions for Gymnasium spaces.
+
+Observations: Box (flattened), Discrete (one-hot), MultiDiscrete (one-hot per part), Tuple and Dict (their
+parts flattened and concatenated), i.e. gymnasium.spaces.flatten, applied to a batch (one row per env).
+Actions: Discrete (categorical), MultiDiscrete (independent categoricals), Box (diagonal Gaussian with a
+learned, state-independent log std; samples are clipped to the bounds only when sent to the env)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.spaces.utils import flatdim, flatten
+from gymnasium.vector.utils import iterate
+from torch import nn
+
+OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.Tuple, spaces.Dict)
+ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)
+
+
+def check_obs_space(space) -> int:
+    """The flat observation size; a clear error for spaces we do not flatten."""
+    def walk(s):
+        if isinstance(s, spaces.Tuple):
+            for p in s.spaces:
+                walk(p)
+        elif isinstance(s, spaces.Dict):
+            for p in s.spaces.values():
+                walk(p)
+        elif not isinstance(s, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
+            raise ValueError(f"unsupported observation space {s}; supported: Box, Discrete, MultiDiscrete and "
+                             f"Tuple/Dict of them")
+    walk(space)
+    return flatdim(space)
+
+
+def flatten_batch(space, batch_space, obs) -> np.ndarray:
+    """obs as a vector env returns it (leading env dimension) -> float32 (num_envs, flatdim)."""
+    if isinstance(space, spaces.Box):
+        arr = np.asarray(obs, dtype=np.float32)
+        return arr.reshape(arr.shape[0], -1)
+    return np.stack([flatten(space, o) for o in iterate(batch_space, obs)]).astype(np.float32)
+
+
+class ActionHead(nn.Module):
+    """features (..., d) -> a torch distribution over actions; `log_prob` and `entropy` summed over action
+    parts, so each is one number per env step."""
+
+    def __init__(self, space, d: int):
+        super().__init__()
+        if not isinstance(space, ACTION_SPACES):
+            raise ValueError(f"unsupported action space {space}; supported: Discrete, MultiDiscrete, Box")
+        self.space = space
+        if isinstance(space, spaces.Discrete):
+            self.kind, self.sizes = "discrete", [int(space.n)]
+        elif isinstance(space, spaces.MultiDiscrete):
+            if space.nvec.ndim != 1:
+                raise ValueError(f"unsupported action space {space}: MultiDiscrete must be 1-d")
+            self.kind, self.sizes = "multidiscrete", [int(n) for n in space.nvec]
+        else:
+            if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+                raise ValueError(f"unsupported action space {space}: a Box action space needs finite bounds")
+            self.kind, self.sizes = "box", [int(np.prod(space.shape))]
+            self.log_std = nn.Parameter(torch.zeros(self.sizes[0]))
+        self.proj = nn.Linear(d, sum(self.sizes))
+        nn.init.orthogonal_(self.proj.weight, gain=0.01)
+        nn.init.zeros_(self.proj.bias)
+
+    def dist(self, feats: torch.Tensor) -> "Dist":
+        out = self.proj(feats)
+        if self.kind == "box":
+            return Dist(self.kind, mean=out, std=self.log_std.exp().expand_as(out))
+        return Dist(self.kind, logits=list(out.split(self.sizes, dim=-1)))
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        a = action.detach().cpu().numpy()
+        if self.kind == "discrete":
+            return a[..., 0].astype(np.int64)
+        if self.kind == "multidiscrete":
+            return a.astype(np.int64)
+        a = a.reshape(a.shape[0], *self.space.shape)
+        return np.clip(a, self.space.low, self.space.high).astype(self.space.dtype)
+
+    @property
+    def action_dim(self) -> int:
+        """Stored width of one action: 1 for Discrete, parts for MultiDiscrete, the Box size."""
+        return len(self.sizes) if self.kind != "box" else self.sizes[0]
+
+
+class Dist:
+    """A small distribution over one env step's action: sample, mode, log_prob and entropy, each reduced
+    over action parts. Actions are float tensors (..., action_dim)."""
+
+    def __init__(self, kind, logits=None, mean=None, std=None):
+        self.kind = kind
+        if kind == "box":
+            self.normal = torch.distributions.Normal(mean, std)
+        else:
+            self.cats = [torch.distributions.Categorical(logits=lg) for lg in logits]
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws from the agent's own generator, so that agents in one process do not share a stream."""
+        if self.kind == "box":
+            mean, std = self.normal.mean, self.normal.stddev
+            return mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        draws = [torch.multinomial(c.probs.reshape(-1, c.probs.shape[-1]), 1, generator=generator)
+                 .reshape(c.probs.shape[:-1]) for c in self.cats]
+        return torch.stack(draws, dim=-1).float()
+
+    def mode(self) -> torch.Tensor:
+        if self.kind == "box":
+            return self.normal.mean
+        return torch.stack([c.logits.argmax(-1) for c in self.cats], dim=-1).float()
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        if self.kind == "box":
+            return self.normal.log_prob(action).sum(-1)
+        return sum(c.log_prob(action[..., i].long()) for i, c in enumerate(self.cats))
+
+    def entropy(self) -> torch.Tensor:
+        if self.kind == "box":
+            return self.normal.entropy().sum(-1)
+        return sum(c.entropy() for c in self.cats)
