@@ -10,8 +10,10 @@ import torch
 def torch_threads(n: int | None):
     """Use n threads inside the block (None: leave the setting alone); restores the previous count."""
     before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
+    if not n or n == before:  # nothing to change (and nothing to pay on hot paths such as predict)
+        yield
+        return
+    torch.set_num_threads(n)
     try:
         yield
     finally:

@@ -22,6 +22,9 @@ def scaled_init_(w: torch.Tensor, fan_in: int, num_blocks: int) -> torch.Tensor:
 class CausalConv1d(nn.Module):
     """Depthwise causal convolution over time with bias. The state is the last kernel_size - 1 inputs."""
 
+    SMALL = 1 << 16  # inputs up to this many elements take the shifted-sum path (a depthwise conv1d call and
+    # its backward cost more than the K products for the small batches of RL updates and streaming)
+
     def __init__(self, channels: int, kernel_size: int):
         super().__init__()
         self.channels, self.kernel_size = channels, kernel_size
@@ -39,8 +42,14 @@ class CausalConv1d(nn.Module):
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         xpad = torch.cat([state.to(x.dtype), x], dim=1)
-        y = F.conv1d(xpad.transpose(1, 2), self.weight.unsqueeze(1), self.bias, groups=self.channels)
-        return y.transpose(1, 2), xpad[:, xpad.shape[1] - (self.kernel_size - 1):]
+        K, T = self.kernel_size, x.shape[1]
+        if x.numel() <= self.SMALL:  # a sum of K shifted products: for small inputs far cheaper (and its
+            y = self.bias + xpad[:, :T] * self.weight[:, 0]  # backward too) than a depthwise conv call
+            for k in range(1, K):
+                y = y + xpad[:, k:k + T] * self.weight[:, k]
+        else:
+            y = F.conv1d(xpad.transpose(1, 2), self.weight.unsqueeze(1), self.bias, groups=self.channels).transpose(1, 2)
+        return y, xpad[:, xpad.shape[1] - (K - 1):]
 
     def step(self, x: torch.Tensor, state: torch.Tensor):
         """x: (B, C); state: (B, K-1, C). Returns y (B, C) and the new state."""

@@ -270,14 +270,13 @@ class RecurrentPPO:
     def predict(self, obs, state: TensorDict | None = None, episode_start=None, deterministic: bool = False):
         """obs: raw observations with a leading env dimension. Returns (actions as the env takes them, state)."""
         n = self._batch_size(obs)
-        batch_space = gym.vector.utils.batch_space(self.observation_space, n)
-        x = flatten_batch(self.observation_space, batch_space, obs)
+        x = flatten_batch(self.observation_space, self._batch_space(n), obs)
         if not np.all(np.isfinite(x)):
             raise ValueError("obs contains NaN or inf")
         x = torch.from_numpy(self.normalizer.obs(x, update=False))
         if state is None:
             state = self.policy.init_state(n, actor_only=True)
-        else:
+        elif state is not self.__dict__.get("_returned"):  # what predict returned last is known to fit
             self._check_state(state, n)
         if episode_start is not None:
             episode_start = torch.as_tensor(np.asarray(episode_start))
@@ -287,7 +286,17 @@ class RecurrentPPO:
         with torch.no_grad(), torch_threads(self.config.threads):
             dist, state = self.policy.act(x, state, episode_start)
             action = dist.mode() if deterministic else dist.sample(self.generator)
+        self._returned = state
         return self.policy.head.to_env(action), state
+
+    def _batch_space(self, n: int):
+        """The space of n stacked observations (not needed, and not built, for Box observations)."""
+        if isinstance(self.observation_space, gym.spaces.Box):
+            return None
+        cache = self.__dict__.setdefault("_batch_spaces", {})
+        if n not in cache:
+            cache[n] = gym.vector.utils.batch_space(self.observation_space, n)
+        return cache[n]
 
     def _batch_size(self, obs) -> int:
         first = obs
@@ -301,8 +310,11 @@ class RecurrentPPO:
     def _check_state(self, state, n: int) -> None:
         if not isinstance(state, TensorDict):
             raise ValueError(f"state must be the TensorDict predict() returned; got {type(state).__name__}")
-        want = self.policy.init_state(n, actor_only=True)
-        shapes = {k: tuple(v.shape) for k, v in want.items(include_nested=True, leaves_only=True)}
+        cache = self.__dict__.setdefault("_state_shapes", {})
+        if n not in cache:
+            want = self.policy.init_state(n, actor_only=True)
+            cache[n] = {k: tuple(v.shape) for k, v in want.items(include_nested=True, leaves_only=True)}
+        shapes = cache[n]
         got = {k: tuple(v.shape) for k, v in state.items(include_nested=True, leaves_only=True)}
         if shapes != got:
             raise ValueError(f"state does not belong to this agent (or to {n} envs): expected entries {shapes}, "

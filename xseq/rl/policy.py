@@ -18,7 +18,7 @@ from torch import nn
 
 from ..nn.encoder import XLSTMEncoder
 from .config import PPOConfig
-from .spaces import ActionHead
+from .spaces import ActionHead, linear
 
 
 def reset_rows(state: TensorDict, init: TensorDict, mask: torch.Tensor) -> TensorDict:
@@ -42,9 +42,10 @@ class XLSTMSeq(nn.Module):
         return self.enc(self.embed(x), state)[0]
 
     def step(self, x, state):
+        e = linear(x, self.embed)
         if torch.is_grad_enabled():
-            return self.enc.step(self.embed(x), state)
-        return self.enc.step_unchecked(self.embed(x), state)  # the compiled step for small batches
+            return self.enc.step(e, state)
+        return self.enc.step_unchecked(e, state)  # the compiled step for small batches
 
 
 class LSTMSeq(nn.Module):
@@ -152,9 +153,10 @@ class ActorCritic(nn.Module):
     def act(self, obs, state, episode_start):
         """Acting only (predict, evaluation): the actor's part of the state. Returns (distribution, state)."""
         x, state = self._begin(obs, state, episode_start)
-        new = state.clone(recurse=False)
-        feats, new["actor"] = self.actor.step(x, state["actor"])
-        return self.head.dist(feats), new
+        feats, actor = self.actor.step(x, state["actor"])
+        parts = {k: v for k, v in state.items()}
+        parts["actor"] = actor
+        return self.head.dist(feats), TensorDict._new_unsafe(parts, batch_size=state.batch_size)
 
     def value_after(self, obs, state):
         """V of obs given the state after the previous step (no episode start): the bootstrap of a truncated
