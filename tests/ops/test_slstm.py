@@ -241,3 +241,17 @@ def test_nonfinite_gx_is_reported(backend, bad):
         ops.slstm(gx, R, backend=backend)
     gx[1, 7, 2, 1, 3] = gx[0, 0, 0, 0, 0] = 3.0e38  # finite but large: its sum overflows, still not reported
     ops.slstm(gx, R, backend=backend)
+
+
+def test_fused_call_leaves_torch_thread_count_alone():
+    """numba's OpenMP layer shares the runtime with torch: a fused call must not change torch's setting."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        gx, R = make_inputs(B=2, T=9, H=2, Dh=8)
+        gx.requires_grad_()
+        h, _ = ops.slstm(gx, R, backend="numba")
+        h.sum().backward()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -216,3 +216,23 @@ def test_dict_observations_are_flattened():
     agent = RecurrentPPO(lambda: Env(), **SMALL, **ENCODERS["lstm"])
     assert agent.obs_dim == 5
     agent.learn(64, progress=False)
+
+
+def test_registered_environments():
+    cart = gym.make("xseq/MaskedCartPole-v0")
+    obs, _ = cart.reset(seed=0)
+    full = gym.make("CartPole-v1").reset(seed=0)[0]
+    assert obs.shape == (2,) and np.allclose(obs, full[[0, 2]])  # position and angle, no velocities
+    pend = gym.make("xseq/MaskedPendulum-v0")
+    assert pend.observation_space.shape == (2,) and isinstance(pend.action_space, spaces.Box)
+    cue = gym.make("xseq/CueRecall-v0", delay=2)
+    obs, _ = cue.reset(seed=1)
+    cue_id = int(obs[:2].argmax())
+    for _ in range(2):
+        obs, r, term, trunc, _ = cue.step(0)
+        assert r == 0 and not term and obs[:2].sum() == 0
+    assert obs[2] == 1.0  # recall now
+    _, r, term, _, _ = cue.step(cue_id)
+    assert term and r == 1.0
+    with pytest.raises(ValueError, match="delay"):
+        gym.make("xseq/CueRecall-v0", delay=0)

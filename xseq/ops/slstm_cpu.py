@@ -116,9 +116,17 @@ def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0):
             _matmul(dpre[hh, :, t], RcatT[hh], dh[hh])  # through R h_{t-1}
 
 
-def _threads() -> None:
-    """numba's parallel loops use as many threads as torch is allowed to (at most numba's pool size)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+def _run(kernel, *args) -> None:
+    """kernel(*args) with as many numba threads as torch is allowed (at most numba's pool size). numba's
+    OpenMP layer shares the OpenMP runtime with torch and leaves the caller's thread count at the pool size
+    after a parallel region, so torch's own count is put back afterwards (measured: 1 became 2)."""
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        kernel(*args)
+    finally:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -156,8 +164,7 @@ class _FusedSLSTM(torch.autograd.Function):
             gates, hprev, cs, ns = np.empty((1, 1, 5, 1, 1), dt), *(np.empty((1, 1, 1, 1), dt) for _ in range(3))
         K = consts(dt)
         bad = np.zeros(H, np.int64)
-        _threads()
-        _fwd(_np(gx), _rcat(R), c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev, bad)
+        _run(_fwd, _np(gx), _rcat(R), c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev, bad)
         if bad.sum():
             raise ValueError(f"gx contains {int(bad.sum())} NaN or inf value(s)")
         if keep:
@@ -181,8 +188,7 @@ class _FusedSLSTM(torch.autograd.Function):
         RcatT = np.ascontiguousarray(_rcat(R).transpose(0, 2, 1))
         dpre = np.empty((H, B, T, 4 * Dh), dt)
         dlogf0 = np.zeros((H, B, Dh), dt)
-        _threads()
-        _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0)
+        _run(_bwd, dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0)
         dpre_t = torch.from_numpy(dpre)
         dgx = dpre_t.view(H, B, T, 4, Dh).permute(1, 2, 3, 0, 4)  # (B, T, 4, H, Dh), a view
         # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]: one product per head
