@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +42,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(1)
     header("masked-velocity CartPole: deterministic 20-episode mean return")
-    first, more = args.budgets[0], args.budgets[1:]
+    first = args.budgets[0]
     results = []
     for seed in args.seeds:  # a seed that misses 475 gets a fresh run with the next budget
         for budget in args.budgets:

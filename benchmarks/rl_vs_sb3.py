@@ -25,7 +25,6 @@ RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes
 
 
 def run_sb3(steps: int, seed: int) -> dict:
-    import gymnasium as gym
     from sb3_contrib import RecurrentPPO as SB3RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env

@@ -7,9 +7,7 @@ first observation and the final one in info["final_obs"], from which a truncated
 (a terminated one is not)."""
 from __future__ import annotations
 
-import copy
 import io
-import math
 import time
 from pathlib import Path
 from typing import Callable
