@@ -41,7 +41,7 @@ class Normalizer:
         if update:
             self.obs_rms.update(x)
         z = (x - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.eps)
-        return np.clip(z, -self.clip_obs, self.clip_obs).astype(np.float32)
+        return np.minimum(np.maximum(z, -self.clip_obs), self.clip_obs).astype(np.float32)  # np.clip, cheaper
 
     def reward(self, r: np.ndarray, done: np.ndarray) -> np.ndarray:
         """Training rewards (updates the return statistics)."""

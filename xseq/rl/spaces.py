@@ -23,7 +23,11 @@ def linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     the acting path at batch 1 is a handful of such calls."""
     if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
         return F.linear(x, layer.weight, layer.bias)
-    return torch.from_numpy(x.numpy() @ layer.weight.detach().numpy().T + layer.bias.detach().numpy())
+    cached = layer.__dict__.get("_numpy_views")
+    w, b = layer.weight, layer.bias
+    if cached is None or cached[0] is not w or cached[1] is not b:  # views of the live parameters (in-place
+        cached = layer.__dict__["_numpy_views"] = (w, b, w.detach().numpy().T, b.detach().numpy())  # updates show)
+    return torch.from_numpy(x.numpy() @ cached[2] + cached[3])
 
 
 def check_obs_space(space) -> int:
@@ -81,7 +85,7 @@ class ActionHead(nn.Module):
         return Dist(self.kind, logits=[out] if len(self.sizes) == 1 else list(out.split(self.sizes, dim=-1)))
 
     def to_env(self, action: torch.Tensor) -> np.ndarray:
-        a = action.detach().cpu().numpy()
+        a = action.numpy() if action.device.type == "cpu" and not action.requires_grad else action.detach().cpu().numpy()
         if self.kind == "discrete":
             return a[..., 0].astype(np.int64)
         if self.kind == "multidiscrete":
