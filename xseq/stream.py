@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from .nn.rows import where_rows, where_rows_tensor
+
 __all__ = ["Stream", "weights_digest"]
 
 
@@ -90,8 +92,8 @@ class Stream:
                 self._state, self._out = state, out
                 self._steps += 1
             else:
-                self._state = _where(mask, state, self._state)
-                self._out = out if self._out is None else _where_tensor(mask, out, self._out)
+                self._state = where_rows(mask, state, self._state)
+                self._out = out if self._out is None else where_rows_tensor(mask, out, self._out)
                 self._steps += mask.long()
             return self._out
 
@@ -102,9 +104,9 @@ class Stream:
             return
         mask = self._check_rows("rows", rows)
         with torch.inference_mode():
-            self._state = _where(mask, self.core.init(self.batch_size, self.device), self._state)
+            self._state = where_rows(mask, self.core.init(self.batch_size, self.device), self._state)
             if self._out is not None:
-                self._out = _where_tensor(mask, torch.full_like(self._out, float("nan")), self._out)
+                self._out = where_rows_tensor(mask, torch.full_like(self._out, float("nan")), self._out)
             self._steps = torch.where(mask, 0, self._steps)
 
     def state_dict(self) -> dict:
@@ -191,12 +193,3 @@ def _all_finite(x: torch.Tensor) -> bool:
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         return bool(np.isfinite(x.numpy()).all())
     return bool(torch.isfinite(x).all())
-
-
-def _where_tensor(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old.to(new.dtype))
-
-
-def _where(mask: torch.Tensor, new: TensorDict, old: TensorDict) -> TensorDict:
-    """Row-wise select between two states (torch.where: m may be -inf, and -inf * 0 is NaN)."""
-    return new.apply(lambda a, b: _where_tensor(mask, a, b), old)

@@ -9,6 +9,7 @@ from ..ops._checks import check_finite, check_float
 from .config import XLSTMConfig
 from .fast_step import state_dict_of
 from .mlstm_block import MLSTMBlock
+from .rows import where_rows
 from .slstm_block import SLSTMBlock
 
 
@@ -55,13 +56,7 @@ class XLSTMEncoder(nn.Module):
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (B,):
             raise ValueError(f"mask must be a bool tensor of shape ({B},); got "
                              f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
-        init = self.init_state(B, device=mask.device, dtype=None)
-
-        def pick(new, old):
-            m = mask.view(-1, *([1] * (old.dim() - 1)))
-            return torch.where(m, new.to(old.dtype), old)
-
-        return init.apply(pick, state)
+        return where_rows(mask, self.init_state(B, device=mask.device, dtype=None), state)
 
     def forward(self, x: torch.Tensor, state: TensorDict | None = None):
         self._check_input("x", x, 3)

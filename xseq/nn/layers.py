@@ -48,7 +48,8 @@ class CausalConv1d(nn.Module):
             for k in range(1, K):
                 y = y + xpad[:, k:k + T] * self.weight[:, k]
         else:
-            y = F.conv1d(xpad.transpose(1, 2), self.weight.unsqueeze(1), self.bias, groups=self.channels).transpose(1, 2)
+            y = F.conv1d(xpad.transpose(1, 2), self.weight.unsqueeze(1), self.bias, groups=self.channels)
+            y = y.transpose(1, 2)
         return y, xpad[:, xpad.shape[1] - (K - 1):]
 
     def step(self, x: torch.Tensor, state: torch.Tensor):

@@ -148,12 +148,14 @@ class RecurrentPPO:
                            "returns": torch.from_numpy(ret)}, batch_size=[N, T]), state0
 
     def _final_obs(self, info, rows) -> np.ndarray:
-        finals = info["final_obs"]
-        single = self._envs.single_observation_space
-        batch = gym.vector.utils.batch_space(single, len(rows))
-        picked = gym.vector.utils.concatenate(single, [finals[i] for i in rows],
-                                              gym.vector.utils.create_empty_array(single, len(rows)))
-        x = flatten_batch(self.observation_space, batch, picked)
+        finals = [info["final_obs"][i] for i in rows]
+        if isinstance(self.observation_space, gym.spaces.Box):
+            picked = np.stack(finals)
+        else:
+            single = self._envs.single_observation_space
+            empty = gym.vector.utils.create_empty_array(single, len(rows))
+            picked = gym.vector.utils.concatenate(single, finals, empty)
+        x = flatten_batch(self.observation_space, self._batch_space(len(rows)), picked)
         if not np.all(np.isfinite(x)):
             raise ValueError(f"the environment {self.env_name!r} returned a non-finite final observation")
         return self.normalizer.obs(x, update=False)

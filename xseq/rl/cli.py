@@ -67,7 +67,8 @@ def plot_learning_curve(log: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="xseq rl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="xseq rl", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train from a recipe")
     t.add_argument("recipe", help="a recipe YAML (recipes/rl/*.yaml)")

@@ -3,8 +3,8 @@ head, with the two faces of every xseq model: `step` (one env step, used while c
 `evaluate` (whole stored sequences in one parallel call, used by the PPO update).
 
 The policy state is one TensorDict per env row: "actor" and (unless shared) "critic" encoder states and,
-with frame stacking, "frames" (the last k normalised observations). Rows are reset with torch.where, never
-by multiplying with (1 - done): the xLSTM stabilisers hold -inf in a fresh state and -inf * 0 is NaN.
+with frame stacking, "frames" (the last k normalised observations). Rows are reset with nn.rows.where_rows
+(torch.where, never a product with (1 - done): the stabilisers hold -inf in a fresh state, -inf * 0 is NaN).
 
 `evaluate` honours episode starts inside a stored sequence without a Python loop over time: each env's
 sequence is cut at its episode starts, the pieces are right-padded into a (pieces, longest, d) batch and run
@@ -17,15 +17,9 @@ from tensordict import TensorDict
 from torch import nn
 
 from ..nn.encoder import XLSTMEncoder
+from ..nn.rows import where_rows
 from .config import PPOConfig
 from .spaces import ActionHead, linear
-
-
-def reset_rows(state: TensorDict, init: TensorDict, mask: torch.Tensor) -> TensorDict:
-    """Rows where mask (B,) is True take `init`'s values."""
-    def pick(new, old):
-        return torch.where(mask.view(-1, *([1] * (old.dim() - 1))), new.to(old.dtype), old)
-    return init.apply(pick, state)
 
 
 class XLSTMSeq(nn.Module):
@@ -129,8 +123,8 @@ class ActorCritic(nn.Module):
     def _begin(self, obs, state, episode_start):
         """Reset the rows that start an episode and push obs into the frame stack: (encoder input, state)."""
         if episode_start is not None and bool(episode_start.any()):
-            state = reset_rows(state, self.init_state(obs.shape[0], actor_only="critic" not in state.keys()),
-                               episode_start)
+            fresh = self.init_state(obs.shape[0], actor_only="critic" not in state.keys())
+            state = where_rows(episode_start, fresh, state)
         if self.k == 1:
             return obs, state
         frames = torch.cat([state["frames"][:, 1:], obs[:, None]], dim=1)
@@ -173,7 +167,7 @@ class ActorCritic(nn.Module):
         N, T, _ = obs.shape
         piece, pos, S, L, piece_env, fresh = _segments(episode_start)
         init = self.init_state(S)
-        start = reset_rows(state0[piece_env], init, fresh)
+        start = where_rows(fresh, init, state0[piece_env])
         padded = obs.new_zeros(S, L, self.obs_dim)
         padded[piece, pos] = obs.reshape(N * T, -1)
         if self.k > 1:  # window of the k latest observations, the piece's stored frames before its first step

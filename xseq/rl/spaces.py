@@ -85,7 +85,7 @@ class ActionHead(nn.Module):
         return Dist(self.kind, logits=[out] if len(self.sizes) == 1 else list(out.split(self.sizes, dim=-1)))
 
     def to_env(self, action: torch.Tensor) -> np.ndarray:
-        a = action.numpy() if action.device.type == "cpu" and not action.requires_grad else action.detach().cpu().numpy()
+        a = action.detach().cpu().numpy()  # no copy for a CPU tensor
         if self.kind == "discrete":
             return a[..., 0].astype(np.int64)
         if self.kind == "multidiscrete":
