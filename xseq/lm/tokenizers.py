@@ -1,0 +1,167 @@
+"""Tokenizers of the LM pipeline: characters of the corpus, UTF-8 bytes, or GPT-2's byte-level BPE read from
+its two public files (no network). Each one saves itself as a JSON-able spec and is rebuilt from it."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+GPT2_VOCAB_SIZE = 50257
+
+
+class CharTokenizer:
+    """One id per distinct character of the training text, in sorted order (char-rnn / nanoGPT's scheme)."""
+
+    kind = "char"
+
+    def __init__(self, chars: str):
+        if not chars:
+            raise ValueError("CharTokenizer needs a non-empty alphabet")
+        self.chars = "".join(sorted(set(chars)))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def fit(cls, text: str) -> "CharTokenizer":
+        return cls(text)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.index[c] for c in text]
+        except KeyError as e:
+            raise ValueError(f"character {e.args[0]!r} is not in this character vocabulary (built from the "
+                             f"training text); use tokenizer 'byte' for open-vocabulary text") from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+class ByteTokenizer:
+    """UTF-8 bytes: 256 ids, any text."""
+
+    kind = "byte"
+    vocab_size = 256
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids) -> str:
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def spec(self) -> dict:
+        return {"kind": self.kind}
+
+
+@lru_cache(maxsize=1)
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters (its files are written in these)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    out, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return out
+
+
+def _pretokenizer():
+    """GPT-2's split of text into words before BPE. With the `regex` package it is the exact pattern; with
+    `re` only, letters and digits are approximated by Unicode word classes (identical on ASCII text)."""
+    try:
+        import regex
+        return regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+    except ImportError:
+        return re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+
+
+class GPT2Tokenizer:
+    """Byte-level BPE from GPT-2's files: `encoder.json` + `vocab.bpe` (OpenAI's names) or `vocab.json` +
+    `merges.txt` (Hugging Face's), in `directory` or $XSEQ_GPT2_DIR."""
+
+    kind = "gpt2"
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        directory = directory or os.environ.get("XSEQ_GPT2_DIR")
+        if not directory:
+            raise ValueError("the gpt2 tokenizer needs its files: set data.tokenizer_dir (or XSEQ_GPT2_DIR) to a "
+                             "folder with encoder.json and vocab.bpe (or vocab.json and merges.txt)")
+        self.directory = Path(directory)
+        for vocab_name, merges_name in (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")):
+            if (self.directory / vocab_name).is_file() and (self.directory / merges_name).is_file():
+                break
+        else:
+            raise ValueError(f"no GPT-2 tokenizer files in {self.directory}: expected encoder.json + vocab.bpe "
+                             f"or vocab.json + merges.txt")
+        self.encoder = json.loads((self.directory / vocab_name).read_text(encoding="utf-8"))
+        self.decoder = {i: s for s, i in self.encoder.items()}
+        lines = (self.directory / merges_name).read_text(encoding="utf-8").split("\n")
+        merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
+        self.ranks = {pair: r for r, pair in enumerate(merges)}
+        self.byte_map = _byte_to_unicode()
+        self.byte_unmap = {c: b for b, c in self.byte_map.items()}
+        self.pattern = _pretokenizer()
+        self.cache: dict[str, list[int]] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self.encoder.values()) + 1
+
+    def _bpe(self, word: str) -> list[str]:
+        parts = list(word)
+        while len(parts) > 1:
+            pairs = [(self.ranks.get((a, b), float("inf")), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            rank, _ = min(pairs)
+            if rank == float("inf"):
+                break
+            a, b = next((parts[i], parts[i + 1]) for r, i in pairs if r == rank)
+            merged, i = [], 0
+            while i < len(parts):  # merge every occurrence of the best pair, left to right
+                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
+                    merged.append(a + b)
+                    i += 2
+                else:
+                    merged.append(parts[i])
+                    i += 1
+            parts = merged
+        return parts
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        for word in self.pattern.findall(text):
+            cached = self.cache.get(word)
+            if cached is None:
+                mapped = "".join(self.byte_map[b] for b in word.encode("utf-8"))
+                cached = [self.encoder[p] for p in self._bpe(mapped)]
+                if len(self.cache) < 100_000:
+                    self.cache[word] = cached
+            ids.extend(cached)
+        return ids
+
+    def decode(self, ids) -> str:
+        text = "".join(self.decoder[int(i)] for i in ids)
+        return bytes(self.byte_unmap[c] for c in text).decode("utf-8", errors="replace")
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "directory": str(self.directory)}
+
+
+def from_spec(spec: dict):
+    kind = spec.get("kind")
+    if kind == "char":
+        return CharTokenizer(spec["chars"])
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind == "gpt2":
+        return GPT2Tokenizer(spec.get("directory"))
+    raise ValueError(f"unknown tokenizer spec {spec!r}")
