@@ -185,6 +185,8 @@ def test_bad_inputs():
     (dict(d_model=32, layout="s", slstm=dict(forget="relu")), "SLSTMLayerConfig.forget"),
     (dict(d_model=32, layout="s", slstm=dict(heads=2)), "unknown SLSTMLayerConfig field"),
     (dict(d_model=32, layout="m", dropout=1.0), "dropout"),
+    (dict(d_model=32, layout="s", slstm=dict(recurrent_init="ones")), "recurrent_init"),
+    (dict(d_model=32, layout="s", slstm=dict(fgate_bias_range=[6, 3])), "fgate_bias_range"),
 ])
 def test_config_validation(kwargs, match):
     with bad(match):
@@ -197,6 +199,16 @@ def test_config_round_trips_through_dict():
     assert again == cfg and again.block_types == ["m", "s", "m", "m"]
     with bad("unknown XLSTMConfig field"):
         XLSTMConfig.from_dict({"d_model": 8, "layout": "m", "depth": 3})
+
+
+def test_slstm_init_options():
+    enc = XLSTMEncoder(XLSTMConfig(d_model=32, layout="s", slstm=dict(num_heads=2)))
+    layer = enc.blocks[0].layer
+    assert (layer.R == 0).all() and layer.bias[1, :, 0].tolist() == [3.0, 6.0]  # Table 6 defaults
+    enc = XLSTMEncoder(XLSTMConfig(d_model=32, layout="s", slstm=dict(num_heads=2, recurrent_init="normal",
+                                                                      fgate_bias_range=[0.0, 1.0])))
+    layer = enc.blocks[0].layer
+    assert abs(layer.R.std().item() - 16 ** -0.5) < 0.05 and layer.bias[1, :, 0].tolist() == [0.0, 1.0]
 
 
 def test_public_api_is_exported():

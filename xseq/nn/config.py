@@ -55,6 +55,11 @@ class SLSTMLayerConfig:
     ffn_factor: float = 1.3  # gated MLP inner size = ffn_factor * d_model ...
     ffn_round_to: int = 64  # ... rounded up to a multiple of this
     backend: str = "auto"  # kernel backend: auto or a registered name ("torch", ...)
+    fgate_bias_range: tuple[float, float] = (3.0, 6.0)  # forget-gate biases spread over the heads (Table 6)
+    recurrent_init: str = "zeros"  # R at init: "zeros" (mixing is learned) or "normal" N(0, 1/head_dim)
+
+    def __post_init__(self):
+        self.fgate_bias_range = tuple(self.fgate_bias_range)
 
     def ffn_size(self, d_model: int) -> int:
         return int(math.ceil(self.ffn_factor * d_model / self.ffn_round_to) * self.ffn_round_to)
@@ -70,6 +75,11 @@ class SLSTMLayerConfig:
             raise ValueError(f"SLSTMLayerConfig.forget must be 'sigmoid' or 'exp'; got {self.forget!r}")
         if not self.ffn_factor > 0:
             raise ValueError(f"SLSTMLayerConfig.ffn_factor must be > 0; got {self.ffn_factor!r}")
+        if self.recurrent_init not in ("zeros", "normal"):
+            raise ValueError(f"SLSTMLayerConfig.recurrent_init must be 'zeros' or 'normal'; got {self.recurrent_init!r}")
+        r = self.fgate_bias_range
+        if len(r) != 2 or not all(isinstance(v, (int, float)) for v in r) or r[0] > r[1]:
+            raise ValueError(f"SLSTMLayerConfig.fgate_bias_range must be [lo, hi] with lo <= hi; got {list(r)!r}")
 
 
 @dataclass

@@ -115,10 +115,12 @@ class GatedFFN(nn.Module):
         return self.down(F.gelu(gate) * up)
 
 
-def gate_bias_init_(igate_bias: torch.Tensor, fgate_bias: torch.Tensor, num_heads: int) -> None:
+def gate_bias_init_(igate_bias: torch.Tensor, fgate_bias: torch.Tensor, num_heads: int,
+                    fgate_range: tuple[float, float] = (3.0, 6.0)) -> None:
     """Gate biases of the paper's setup (Table 6): input gate N(0, 0.1), forget gate spread evenly over
-    [3, 6] across heads. Biases have a leading head axis or are (num_heads,)."""
+    fgate_range (default [3, 6]) across heads. Biases have a leading head axis or are (num_heads,)."""
+    lo, hi = fgate_range
     with torch.no_grad():
         nn.init.normal_(igate_bias, mean=0.0, std=0.1)
-        spread = torch.linspace(3.0, 6.0, num_heads) if num_heads > 1 else torch.tensor([3.0])
+        spread = torch.linspace(lo, hi, num_heads) if num_heads > 1 else torch.tensor([float(lo)])
         fgate_bias.copy_(spread.view(num_heads, *([1] * (fgate_bias.dim() - 1))).expand_as(fgate_bias))

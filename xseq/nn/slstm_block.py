@@ -29,7 +29,9 @@ class SLSTMLayer(nn.Module):
         self.norm = MultiHeadNorm(H, Dh)
         small_init_(self.W_if, Dh)
         small_init_(self.W_zo, Dh)
-        gate_bias_init_(self.bias[0], self.bias[1], H)
+        if cfg.recurrent_init == "normal":
+            nn.init.normal_(self.R, std=Dh ** -0.5)
+        gate_bias_init_(self.bias[0], self.bias[1], H, cfg.fgate_bias_range)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> dict[str, torch.Tensor]:
         shape = (batch_size, self.num_heads, self.head_dim)

@@ -149,6 +149,8 @@ def train_one(recipe: SyntheticRecipe, model_name: str, out_dir: str | Path = "r
     out = Path(out_dir) / recipe.task.label
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{model_name}.json").write_text(json.dumps(result, indent=1))
+    torch.save({"spec": recipe.models[model_name], "vocab_size": vocab, "state_dict": model.state_dict()},
+               out / f"{model_name}.pt")
     _plot(module.history, out / f"{model_name}.png", f"{recipe.task.label}: {model_name}")
     return result
 
