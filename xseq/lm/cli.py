@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import torch
 
+from .._cli import dispatch
 from .config import LMRecipe
 
 
@@ -127,9 +127,4 @@ def main(argv=None) -> None:
     e.add_argument("--data-dir", default=None)
     e.set_defaults(fn=cmd_eval)
 
-    args = p.parse_args(argv)
-    try:
-        args.fn(args)
-    except ValueError as err:
-        print(f"xseq lm: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    dispatch(p, argv)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from .._cli import dispatch
 from .config import SyntheticRecipe
 from .paper import MODEL_NAMES, paper_value
 
@@ -21,6 +21,8 @@ def cmd_train(args) -> None:
         recipe = recipe.replace_train(steps=args.steps)
     if args.seed is not None:
         recipe = recipe.replace_train(seed=args.seed)
+    if args.lr is not None:
+        recipe = recipe.replace_train(lr=args.lr)
     names = args.models.split(",") if args.models else list(recipe.models)
     for name in names:
         r = train_one(recipe, name, args.out, progress=not args.no_progress)
@@ -63,15 +65,11 @@ def main(argv=None) -> None:
     t.add_argument("--models", default=None, help="comma-separated subset of the recipe's models")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (the paper sweeps 1e-2, 1e-3, 1e-4)")
     t.add_argument("--out", default="runs/synthetic")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=cmd_train)
     s = sub.add_parser("summary", help="print the results table with the paper's values")
     s.add_argument("--out", default="runs/synthetic")
     s.set_defaults(fn=lambda a: print(summary_table(Path(a.out))))
-    args = p.parse_args(argv)
-    try:
-        args.fn(args)
-    except ValueError as err:
-        print(f"xseq synthetic: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    dispatch(p, argv)
