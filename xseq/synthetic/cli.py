@@ -41,8 +41,9 @@ def summary_table(out: Path) -> str:
     if not rows:
         raise ValueError(f"no results under {out}; run `xseq synthetic train` first")
     tasks = sorted({t for m in rows.values() for t in m})
-    width = max(12, *(len(t) for t in tasks)) + 1
-    lines = ["scaled accuracy: ours (paper); formal tasks trained on lengths <= 40, evaluated on 40-256; MQAR accuracy",
+    width = max(18, *(len(t) for t in tasks)) + 1
+    lines = ["scaled accuracy: ours (paper) and our training steps; formal tasks trained on lengths <= 40, evaluated "
+             "on 40-256; MQAR: accuracy",
              f"{'model':<12}" + "".join(f"{t:>{width}}" for t in tasks)]
     order = [m for m in MODEL_NAMES if m in rows] + sorted(set(rows) - set(MODEL_NAMES))
     for m in order:
@@ -51,7 +52,8 @@ def summary_table(out: Path) -> str:
             r = rows[m].get(t)
             p = paper_value(t, m)
             ours = "-" if r is None else f"{r['scaled_accuracy'] if not t.startswith('mqar') else r['accuracy']:.2f}"
-            cells.append(f"{ours + ('' if p is None else f' ({p:.2f})'):>{width}}")
+            steps = "" if r is None else f" {r['steps'] / 1000:g}k"
+            cells.append(f"{ours + ('' if p is None else f' ({p:.2f})') + steps:>{width}}")
         lines.append(f"{MODEL_NAMES.get(m, m):<12}" + "".join(cells))
     return "\n".join(lines)
 
