@@ -53,7 +53,7 @@ def generate(model: XLSTMLM, prompt: torch.Tensor, max_new_tokens: int, *, greed
         tok = next_token(logits, V, greedy=greedy, temperature=temperature, top_k=top_k, generator=generator)
         out.append(tok[:, None])
         if i + 1 < max_new_tokens:
-            logits, state = model.step(tok, state)
+            logits, state = model.step(tok, state, validate=False)  # tokens and state are ours
     return torch.cat(out, dim=1)
 
 

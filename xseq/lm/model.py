@@ -54,10 +54,14 @@ class XLSTMLM(nn.Module):
         h, state = self.encoder(self.embedding(idx.long()), state)
         return self.head(h), state
 
-    def step(self, idx: torch.Tensor, state: TensorDict | None = None):
-        """idx (B,) one token per row -> logits (B, padded_vocab_size) and the new state."""
-        self._check_tokens("idx", idx, 1)
-        h, state = self.encoder.step(self.embedding(idx.long()), state)
+    def step(self, idx: torch.Tensor, state: TensorDict | None = None, validate: bool = True):
+        """idx (B,) one token per row -> logits (B, padded_vocab_size) and the new state. validate=False skips
+        the checks of idx and state, for callers that produced both (generation checks once, not per token)."""
+        if validate:
+            self._check_tokens("idx", idx, 1)
+            h, state = self.encoder.step(self.embedding(idx.long()), state)
+        else:
+            h, state = self.encoder.step_unchecked(self.embedding(idx.long()), state)
         return self.head(h), state
 
     def num_parameters(self, exclude_embedding: bool = False) -> int:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from .config import LMConfig, LMRecipe, TrainConfig
+from .config import LMRecipe, TrainConfig
 from .data import EvalWindows, TokenCorpus, TrainWindows, prepare
 from .model import XLSTMLM, optimizer_groups
 
@@ -150,7 +150,6 @@ class Throughput(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.wall0 = time.perf_counter()
-        self.start_step = trainer.global_step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.t0 is None:
@@ -299,4 +298,4 @@ def load_model(checkpoint: str | Path, map_location="cpu") -> tuple[XLSTMLM, LMR
     return model.eval(), recipe
 
 
-__all__ = ["LMModule", "LMData", "train", "load_model", "lr_factor", "LMConfig"]
+__all__ = ["LMModule", "LMData", "train", "load_model", "lr_factor"]

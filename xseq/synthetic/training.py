@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..lm.model import optimizer_groups
+from ..lm.training import lr_factor
 from .config import SyntheticRecipe, TaskConfig
 from .formal import Batch, get_task
 from .models import build_model
@@ -74,21 +76,12 @@ class SyntheticModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
+        """The LM's AdamW groups and warm-up + cosine schedule (xseq.lm), annealed to min_lr."""
         c = self.cfg
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-        rest = [p for n, p in self.model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                                lr=c.lr, betas=c.betas)
-        warm = int(c.warmup_fraction * c.steps)
-
-        def factor(s):
-            if s < warm:
-                return (s + 1) / warm
-            p = min(1.0, (s - warm) / max(1, c.steps - warm))
-            return (c.min_lr + (c.lr - c.min_lr) * 0.5 * (1 + math.cos(math.pi * p))) / c.lr
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor),
-                                                   "interval": "step"}}
+        opt = torch.optim.AdamW(optimizer_groups(self.model, c.weight_decay), lr=c.lr, betas=c.betas)
+        warm, ratio = int(c.warmup_fraction * c.steps), c.min_lr / c.lr
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, c.steps, ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 @torch.no_grad()
