@@ -3,7 +3,7 @@ CountRecall, Autoencode; Easy and Medium) with the same budget for each of xLSTM
 same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then the project's cue-recall task
 (delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
 Needs the bench extra (popgym).
-Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
+Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0] [--cue-steps N]
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def main():
     p.add_argument("--steps", type=int, default=2_000_000)
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cue-steps", type=int, default=None, help="budget of the cue-recall runs (default: --steps)")
+    p.add_argument("--cue-steps", type=int, default=None, help="budget of the cue-recall runs (default: --steps; 0 skips them)")
     args = p.parse_args()
     torch.set_num_threads(1)
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}")
@@ -70,7 +70,9 @@ def main():
         scores = [best_eval(popgym_env(task), args.steps, args.seed, **kw) for kw in AGENTS.values()]
         print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
               flush=True)
-    steps = args.cue_steps or args.steps
+    steps = args.steps if args.cue_steps is None else args.cue_steps
+    if steps == 0:
+        return
     print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
     for name in ("xLSTM", "FF, 4 frames"):
         score = best_eval("xseq/CueRecall-v0", steps, args.seed, episodes=100, env_kwargs={"delay": 50},

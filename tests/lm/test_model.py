@@ -63,6 +63,25 @@ def test_structure_of_the_paper():
     assert abs(model.embedding.weight.std().item() - std) < 0.2 * std
 
 
+def test_tied_head_shares_the_embedding():
+    enc = XLSTMConfig(d_model=32, layout="ms", mlstm={"num_heads": 2}, slstm={"num_heads": 2})
+    untied = XLSTMLM(LMConfig(vocab_size=50, encoder=enc))
+    tied = XLSTMLM(LMConfig(vocab_size=50, encoder=enc, tie_weights=True))
+    assert tied.head.weight is tied.embedding.weight
+    assert tied.num_parameters() == untied.num_parameters() - 64 * 32  # the matrix counts once
+    decay, no_decay = optimizer_groups(tied, 0.1)
+    ids = [id(p) for g in (decay, no_decay) for p in g["params"]]
+    assert ids.count(id(tied.embedding.weight)) == 1 and id(tied.embedding.weight) in {id(p) for p in no_decay["params"]}
+    logits, _ = tied(torch.randint(0, 50, (2, 5)))
+    logits[..., 7].sum().backward()  # the head's gradient reaches the embedding rows it scores
+    assert tied.embedding.weight.grad[7].abs().sum() > 0
+    loaded = XLSTMLM(LMConfig(vocab_size=50, encoder=enc, tie_weights=True))
+    loaded.load_state_dict(tied.state_dict())
+    assert loaded.head.weight is loaded.embedding.weight and torch.equal(loaded.head.weight, tied.head.weight)
+    with pytest.raises(ValueError, match="tie_weights must be a bool"):
+        LMConfig(vocab_size=50, encoder=enc, tie_weights="yes")
+
+
 def test_optimizer_groups_exclude_embedding_biases_and_norms():
     model = small_lm()
     decay, no_decay = optimizer_groups(model, 0.1)

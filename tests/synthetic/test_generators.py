@@ -102,13 +102,16 @@ def test_mqar_keys_unique_queries_answered():
         x = b.inputs[i]
         keys, values = list(x[0:32:2]), list(x[1:32:2])
         assert len(set(keys)) == 16 and all(1 <= k < V // 2 for k in keys)
-        assert all(V // 2 <= v < V for v in values)
+        assert len(set(values)) == 16 and all(V // 2 <= v < V for v in values)
         table = dict(zip(keys, values))
         q = np.flatnonzero(b.mask[i])
         assert len(q) == 16 and q.min() >= 32
         assert sorted(x[q]) == sorted(keys)  # every key asked once
         for p in q:
             assert b.targets[i, p] == table[x[p]]
+        rest = np.ones(256, bool)
+        rest[:32], rest[q] = False, False
+        assert (x[rest] == 0).all() and not b.mask[i, rest].any()  # the zero filler never counts
     # power law: queries lean towards the start of the query region
     q = np.flatnonzero(b.mask.ravel()) % 256
     assert np.median(q) < 32 + (256 - 32) / 2

@@ -24,6 +24,13 @@ def test_every_recipe_loads_and_builds():
     assert r.models["xlstm_0_1"]["encoder"]["slstm"]["conv_kernel"] == 0  # D.1.1: sLSTM without conv
     with pytest.raises(ValueError, match="model kind"):
         build_model({"kind": "rnn"}, 3)
+    r = SyntheticRecipe.from_yaml(RECIPES / "mqar_256_16.yaml")
+    assert set(r.models) == {"xlstm_1_0", "xlstm_1_1", "transformer"}
+    for spec in r.models.values():  # MQAR models share the embedding with the head, as Arora et al.'s do
+        m = build_model(spec, r.task.vocab_size)
+        assert m.head.weight is m.embedding.weight
+    with pytest.raises(ValueError, match="tie_weights must be a bool"):
+        build_model({"kind": "transformer", "d_model": 32, "tie_weights": 1}, 10)
 
 
 @pytest.mark.parametrize("name", ["xlstm_1_1", "transformer"])
@@ -64,6 +71,18 @@ def test_train_learns_even_pairs_and_reports(tmp_path):
     assert saved["scaled_accuracy"] == out["scaled_accuracy"] and (tmp_path / "even_pairs" / "xlstm_0_1.png").is_file()
     table = summary_table(tmp_path)
     assert "xLSTM[0:1]" in table and "(1.00)" in table  # the paper's value beside ours
+
+
+def test_train_learns_mqar(tmp_path):
+    """The MQAR pipeline end to end (generator with zero filler, tied head, masked loss, accuracy on fresh
+    samples): a small two-mLSTM model learns recall at vocabulary 256 within 500 steps (measured 0.998-1.0
+    over seeds 0-2)."""
+    r = SyntheticRecipe(task={"kind": "mqar", "seq_len": 32, "num_kv": 4, "vocab_size": 256},
+                        models={"xlstm_1_0": {"kind": "xlstm", "tie_weights": True,
+                                              "encoder": {"d_model": 64, "layout": "mm", "mlstm": {"num_heads": 2}}}},
+                        train={"steps": 500, "batch_size": 32, "lr": 5e-3}, eval={"samples": 256, "batch_size": 64})
+    out = train_one(r, "xlstm_1_0", tmp_path, progress=False)
+    assert out["counted_tokens"] == 256 * 4 and out["accuracy"] > 0.9, out
 
 
 def test_cli_train_and_summary(tmp_path):

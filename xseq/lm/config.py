@@ -26,16 +26,20 @@ def _check_positive(obj, *names: str) -> None:
 
 @dataclass
 class LMConfig:
-    """Token embedding -> XLSTMEncoder -> untied LM head (no bias). The embedding and head have
-    `padded_vocab_size` rows: vocab_size rounded up to a multiple of pad_vocab_multiple."""
+    """Token embedding -> XLSTMEncoder -> LM head (no bias). The embedding and head have
+    `padded_vocab_size` rows: vocab_size rounded up to a multiple of pad_vocab_multiple. The head is untied
+    (the paper's LMs); tie_weights=True shares the embedding matrix with it (the MQAR models of Arora et al.)."""
     vocab_size: int | None = 50257  # None: taken from the tokenizer of the training data
     pad_vocab_multiple: int = 64
+    tie_weights: bool = False
     encoder: XLSTMConfig = field(default_factory=lambda: XLSTMConfig(d_model=768, num_blocks=24))
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):
             self.encoder = XLSTMConfig.from_dict(self.encoder)
         _check_positive(self, "pad_vocab_multiple")
+        if not isinstance(self.tie_weights, bool):
+            raise ValueError(f"LMConfig.tie_weights must be a bool; got {self.tie_weights!r}")
         if self.vocab_size is not None:
             _check_positive(self, "vocab_size")
         if not isinstance(self.encoder, XLSTMConfig):

@@ -1,5 +1,6 @@
-"""XLSTMLM: token embedding -> XLSTMEncoder -> untied LM head, with the encoder's two faces: `forward` over
-whole sequences (training, scoring) and `step` one token at a time (generation in constant memory)."""
+"""XLSTMLM: token embedding -> XLSTMEncoder -> LM head (untied unless config.tie_weights), with the encoder's
+two faces: `forward` over whole sequences (training, scoring) and `step` one token at a time (generation in
+constant memory)."""
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,10 @@ class XLSTMLM(nn.Module):
         self.encoder = XLSTMEncoder(config.encoder)
         self.head = nn.Linear(d, V, bias=False)
         small_init_(self.embedding.weight, d)
-        small_init_(self.head.weight, d)
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight
+        else:
+            small_init_(self.head.weight, d)
 
     @property
     def vocab_size(self) -> int:
@@ -65,7 +69,7 @@ class XLSTMLM(nn.Module):
         return self.head(h), state
 
     def num_parameters(self, exclude_embedding: bool = False) -> int:
-        n = sum(p.numel() for p in self.parameters())
+        n = sum(p.numel() for p in self.parameters())  # a tied matrix counts once
         return n - self.embedding.weight.numel() if exclude_embedding else n
 
 

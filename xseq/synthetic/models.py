@@ -17,18 +17,20 @@ KINDS = ("xlstm", "transformer")
 
 
 def build_model(spec: dict, vocab_size: int) -> nn.Module:
-    """spec: {kind: xlstm, encoder: {XLSTMConfig fields}} or {kind: transformer, d_model, num_heads,
-    num_layers}. Both expose hidden(x) -> (B, T, d) and head(h) -> logits."""
+    """spec: {kind: xlstm, encoder: {XLSTMConfig fields}, tie_weights: false} or {kind: transformer, d_model,
+    num_heads, num_layers, tie_weights: false}. Both expose hidden(x) -> (B, T, d) and head(h) -> logits;
+    tie_weights shares the embedding matrix with the head."""
     spec = dict(spec)
     kind = spec.pop("kind", None)
     if kind == "xlstm":
         enc = spec.pop("encoder", None)
+        tie = spec.pop("tie_weights", False)
         if spec or not isinstance(enc, dict):
-            raise ValueError(f"an xlstm model spec has exactly the keys kind and encoder (an XLSTMConfig mapping); "
-                             f"got extra {sorted(spec)}" if spec else "an xlstm model spec needs encoder: {...}")
-        return TokenXLSTM(LMConfig(vocab_size=vocab_size, encoder=XLSTMConfig.from_dict(enc)))
+            raise ValueError(f"an xlstm model spec has the keys kind, encoder (an XLSTMConfig mapping) and "
+                             f"tie_weights; got extra {sorted(spec)}" if spec else "an xlstm model spec needs encoder: {...}")
+        return TokenXLSTM(LMConfig(vocab_size=vocab_size, tie_weights=tie, encoder=XLSTMConfig.from_dict(enc)))
     if kind == "transformer":
-        known = {"d_model", "num_heads", "num_layers"}
+        known = {"d_model", "num_heads", "num_layers", "tie_weights"}
         if set(spec) - known:
             raise ValueError(f"unknown transformer spec key(s) {sorted(set(spec) - known)}; known: {sorted(known)}")
         return CausalTransformer(vocab_size, **spec)
@@ -80,7 +82,8 @@ class Block(nn.Module):
 
 
 class CausalTransformer(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2):
+    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
+                 tie_weights: bool = False):
         super().__init__()
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, d_model)
@@ -90,6 +93,10 @@ class CausalTransformer(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
+        if not isinstance(tie_weights, bool):
+            raise ValueError(f"tie_weights must be a bool; got {tie_weights!r}")
+        if tie_weights:
+            self.head.weight = self.embedding.weight
 
     def hidden(self, x):
         h = self.embedding(x)

@@ -2,11 +2,12 @@
 (paper D, Figure 1), generated in batches with numpy.
 
 MQAR: a sample starts with `num_kv` key-value pairs (k1 v1 k2 v2 ...), keys unique within the sample and
-drawn from the lower half of the vocabulary (ids 1 .. V/2 - 1), values from the upper half. Every key is then
-queried once, in random order, at a position after the pairs drawn from a power law over the distance
-(p(d) ~ d^(alpha - 1), alpha = 0.01 as in Arora et al.'s generator: most queries come early, some far away).
-The other positions hold random noise tokens. Framed as labelling: at a query position the input is the key
-and the target is its value (mask True); nothing else counts."""
+drawn from the lower half of the vocabulary (ids 1 .. V/2 - 1), values (also unique) from the upper half.
+Every key is then queried once, in random order, at a position after the pairs drawn from a power law over
+the distance (p(d) ~ d^(alpha - 1), alpha = 0.01 as in Arora et al.'s generator: most queries come early,
+some far away). Every other position holds the zero token (paper Figure 10: "grey tokens ... represent a
+zero token"). Framed as labelling: at a query position the input is the key and the target is its value
+(mask True); nothing else counts."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,15 +20,15 @@ def mqar(rng: np.random.Generator, batch_size: int, seq_len: int, num_kv: int, v
     half = vocab_size // 2
     if not 1 <= num_kv < half - 1:
         raise ValueError(f"num_kv must be in [1, {half - 2}] for vocab_size {vocab_size}; got {num_kv!r}")
-    gap = seq_len - 2 * num_kv  # positions left for queries and noise
+    gap = seq_len - 2 * num_kv  # positions left for queries and filler
     if gap < 2 * num_kv:
         raise ValueError(f"seq_len ({seq_len}) must be at least 4 x num_kv ({4 * num_kv}): the pairs, and room "
-                         f"for num_kv queries among the noise after them")
+                         f"for num_kv queries among the filler after them")
     N = batch_size
     # unique keys per sample: the first num_kv of a random permutation of the key ids (argsort of uniforms)
     keys = np.argsort(rng.random((N, half - 1)), axis=1)[:, :num_kv] + 1
-    values = rng.integers(half, vocab_size, size=(N, num_kv))
-    inputs = rng.integers(1, vocab_size, size=(N, seq_len))  # noise
+    values = np.argsort(rng.random((N, vocab_size - half)), axis=1)[:, :num_kv] + half
+    inputs = np.zeros((N, seq_len), np.int64)  # the zero filler
     inputs[:, 0:2 * num_kv:2], inputs[:, 1:2 * num_kv:2] = keys, values
     # query slots: even offsets 0, 2, 4 ... after the pairs, chosen without replacement with p ~ power law
     slots = np.arange(gap // 2)

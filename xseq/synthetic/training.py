@@ -167,7 +167,7 @@ def _plot(history, path, title):
     ax.set_ylabel("cross-entropy")
     ax2.set_ylabel("accuracy")
     ax.set_title(title)
-    fig.legend(loc="upper right")
+    fig.legend(loc="center right", bbox_to_anchor=(0.88, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
