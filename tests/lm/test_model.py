@@ -71,7 +71,8 @@ def test_tied_head_shares_the_embedding():
     assert tied.num_parameters() == untied.num_parameters() - 64 * 32  # the matrix counts once
     decay, no_decay = optimizer_groups(tied, 0.1)
     ids = [id(p) for g in (decay, no_decay) for p in g["params"]]
-    assert ids.count(id(tied.embedding.weight)) == 1 and id(tied.embedding.weight) in {id(p) for p in no_decay["params"]}
+    assert ids.count(id(tied.embedding.weight)) == 1
+    assert id(tied.embedding.weight) in {id(p) for p in no_decay["params"]}
     logits, _ = tied(torch.randint(0, 50, (2, 5)))
     logits[..., 7].sum().backward()  # the head's gradient reaches the embedding rows it scores
     assert tied.embedding.weight.grad[7].abs().sum() > 0

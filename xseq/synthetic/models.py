@@ -27,7 +27,8 @@ def build_model(spec: dict, vocab_size: int) -> nn.Module:
         tie = spec.pop("tie_weights", False)
         if spec or not isinstance(enc, dict):
             raise ValueError(f"an xlstm model spec has the keys kind, encoder (an XLSTMConfig mapping) and "
-                             f"tie_weights; got extra {sorted(spec)}" if spec else "an xlstm model spec needs encoder: {...}")
+                             f"tie_weights; got extra {sorted(spec)}" if spec
+                             else "an xlstm model spec needs encoder: {...}")
         return TokenXLSTM(LMConfig(vocab_size=vocab_size, tie_weights=tie, encoder=XLSTMConfig.from_dict(enc)))
     if kind == "transformer":
         known = {"d_model", "num_heads", "num_layers", "tie_weights"}
@@ -85,6 +86,8 @@ class CausalTransformer(nn.Module):
     def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tie_weights: bool = False):
         super().__init__()
+        if not isinstance(tie_weights, bool):
+            raise ValueError(f"tie_weights must be a bool; got {tie_weights!r}")
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.blocks = nn.ModuleList(Block(d_model, num_heads) for _ in range(num_layers))
@@ -93,8 +96,6 @@ class CausalTransformer(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
-        if not isinstance(tie_weights, bool):
-            raise ValueError(f"tie_weights must be a bool; got {tie_weights!r}")
         if tie_weights:
             self.head.weight = self.embedding.weight
 
