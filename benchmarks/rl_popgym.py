@@ -3,7 +3,8 @@ CountRecall, Autoencode; Easy and Medium) with the same budget for each of xLSTM
 same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then the project's cue-recall task
 (delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
 Needs the bench extra (popgym).
-Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0] [--cue-steps N]
+Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
+       [--cue-steps N (0 skips cue recall)]
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def main():
     p.add_argument("--steps", type=int, default=2_000_000)
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cue-steps", type=int, default=None, help="budget of the cue-recall runs (default: --steps; 0 skips them)")
+    p.add_argument("--cue-steps", type=int, default=None,
+                   help="budget of the cue-recall runs (default: --steps; 0 skips them)")
     args = p.parse_args()
     torch.set_num_threads(1)
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}")
