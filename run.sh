@@ -5,6 +5,8 @@
 #   ./run.sh test [ARGS]     the test suite (pytest ARGS)
 #   ./run.sh bench NAME      a benchmark from benchmarks/ (e.g. ./run.sh bench ops_cpu)
 #   ./run.sh xseq ARGS       the xseq command line
+#   ./run.sh cuda-check      compile every kernel-only CUDA unit (csrc/cuda/*_kernels.cu) with nvcc -c for
+#                            sm_80 and sm_90 (no GPU and no torch needed; CI runs it)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${XSEQ_VENV:-.venv}"
@@ -37,6 +39,19 @@ setup_bench() {  # benchmark-only peers (sb3-contrib, popgym) and tensorboard
   fi
 }
 
+cuda_check() {
+  local nvcc="${NVCC:-$(command -v nvcc || true)}"
+  [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
+  if [ -z "$nvcc" ]; then echo "[xseq] cuda-check: nvcc not found (set NVCC)" >&2; return 1; fi
+  local out; out=$(mktemp -d)
+  for f in csrc/cuda/*_kernels.cu; do
+    echo "[xseq] nvcc -c $f (sm_80, sm_90)" >&2
+    "$nvcc" -std=c++17 -O3 -c "$f" -o "$out/$(basename "$f" .cu).o" \
+      -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  done
+  rm -rf "$out"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -44,5 +59,6 @@ case "$cmd" in
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) setup_bench; name="${1:?benchmark name, e.g. ops_cpu}"; shift; exec "$VENV/bin/python" "benchmarks/$name.py" "$@" ;;
   xseq)  setup; exec "$VENV/bin/python" -m xseq.cli "$@" ;;
-  *) echo "usage: ./run.sh demo | test [pytest args] | bench NAME [args] | xseq ARGS" >&2; exit 2 ;;
+  cuda-check) cuda_check ;;
+  *) echo "usage: ./run.sh demo | test [pytest args] | bench NAME [args] | xseq ARGS | cuda-check" >&2; exit 2 ;;
 esac

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+
 from . import slstm_ref
 from ._checks import check_device, check_finite, check_same_device, check_shape, compute_dtype
 from ._dispatch import register_backend, resolve
@@ -105,6 +107,35 @@ def _slstm_numba(gx, R, state, *, forget):
     return _slstm_torch(gx, R, state, forget=forget)
 
 
+_CUDA_BROKEN: str | None = None
+
+
+def _slstm_cuda(gx, R, state, *, forget):
+    """The fused CUDA kernels (slstm_cuda.py): bfloat16 when gx is bfloat16 (R then runs in bfloat16 too),
+    else float32; float64 and head sizes over 256 run the reference, as does everything if the extension
+    cannot be built here (one warning)."""
+    global _CUDA_BROKEN
+    from .slstm_cuda import MAX_HEAD_SIZE, extension, slstm_fused_cuda
+
+    if _CUDA_BROKEN is None and compute_dtype(gx, R) == torch.float32 and gx.shape[-1] <= MAX_HEAD_SIZE:
+        try:
+            extension()
+        except (ImportError, OSError, RuntimeError) as e:
+            _CUDA_BROKEN = f"{type(e).__name__}: {e}"
+            warnings.warn(f"xseq: the fused CUDA sLSTM could not be built ({_CUDA_BROKEN}); using the PyTorch "
+                          f"reference instead", RuntimeWarning, stacklevel=3)
+    if _CUDA_BROKEN is not None or compute_dtype(gx, R) != torch.float32 or gx.shape[-1] > MAX_HEAD_SIZE:
+        return _slstm_torch(gx, R, state, forget=forget)
+    dt = torch.bfloat16 if gx.dtype == torch.bfloat16 else torch.float32
+    if state is None:
+        z = gx.new_zeros(gx.shape[0], gx.shape[-2], gx.shape[-1], dtype=torch.float32)
+        state = SLSTMState(z, z.clone(), torch.full_like(z, float("-inf")), z.clone())
+    else:
+        state = SLSTMState(*(s.float() for s in state))
+    h, state = slstm_fused_cuda(gx.to(dt), R.to(dt), state, forget)
+    return h.to(gx.dtype), state
+
+
 def _numba_error():
     try:
         from numba.core.errors import NumbaError
@@ -115,4 +146,5 @@ def _numba_error():
 
 register_backend("slstm", "torch", _slstm_torch)
 register_backend("slstm", "numba", _slstm_numba, available=lambda device: device.type == "cpu", priority=10)
+register_backend("slstm", "cuda", _slstm_cuda, available=lambda device: device.type == "cuda", priority=20)
 register_backend("slstm_step", "torch", _slstm_step_torch)
