@@ -2,8 +2,9 @@
 
 sLSTM (B=16, T=2048, 4 heads, d = 1024 and 512): xseq's fused kernel (backend="cuda") vs the official
 `xlstm` package's CUDA sLSTM cell and torch.nn.LSTM (cuDNN) of the same hidden size, forward and
-forward+backward, bfloat16 (cuDNN in bfloat16 too), as the median of timed repeats after warm-up with CUDA
-events. Peers that are not installed or fail are reported, not skipped silently.
+forward+backward, bfloat16 (cuDNN in bfloat16 too). mLSTM step: the fused step vs the PyTorch step.
+Median of timed repeats after warm-up, with CUDA events. Peers that are not installed or fail are
+reported, not skipped silently.
 Usage: python benchmarks/kernels_gpu.py [--repeats 10] [--T 2048]"""
 from __future__ import annotations
 
@@ -104,7 +105,18 @@ def main():
             print(f"  {d:5d} {name:<22s} {f:10.2f} {fb:10.2f} {ratios}", flush=True)
             del run, leaves
             torch.cuda.empty_cache()
-    print("\nmLSTM: the fused CUDA chunkwise kernels are not written yet (issue 10)")
+    print("\nmLSTM step (generation / streaming, no autograd), 4 heads, Dqk = Dv = 256: microseconds per step")
+    print(f"  {'B':>5s} {'dtype':<9s} {'fused (cuda)':>13s} {'PyTorch step':>13s} {'ratio':>7s}")
+    for B in (1, 16, 256):
+        for dt in (torch.float32, torch.bfloat16):
+            q, k, v = (torch.randn(B, 4, 256, device="cuda", dtype=dt) for _ in range(3))
+            ig, fg = (torch.randn(B, 4, device="cuda", dtype=dt) for _ in range(2))
+            _, state = ops.mlstm_step(q, k, v, ig, fg, backend="torch")
+            with torch.no_grad():
+                times = [1000 * cuda_time(lambda b=b: ops.mlstm_step(q, k, v, ig, fg, state, backend=b), 200)
+                         for b in ("cuda", "torch")]
+            print(f"  {B:5d} {str(dt)[6:]:<9s} {times[0]:13.1f} {times[1]:13.1f} {times[1] / times[0]:7.2f}")
+    print("\nmLSTM sequences: the fused CUDA chunkwise kernels are not written yet (issue 10)")
 
 
 if __name__ == "__main__":

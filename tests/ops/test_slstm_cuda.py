@@ -67,10 +67,3 @@ def test_cuda_continuation_and_no_grad():
     assert rel_err(torch.cat([h1, h2], 1), h_all) <= 1e-6
     for a, b in zip(s2, s_all):
         assert rel_err(a, b) <= 1e-6
-
-
-def test_auto_picks_cuda_on_cuda_tensors():
-    from xseq.ops._dispatch import resolve
-    from xseq.ops.slstm import _slstm_cuda
-
-    assert resolve("slstm", "auto", CUDA) is _slstm_cuda

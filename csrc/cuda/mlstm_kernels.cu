@@ -1,0 +1,101 @@
+// Fused mLSTM step (kernel-only translation unit; see mlstm_kernels.h). One thread block per (batch row,
+// head): the state C (Dqk x Dv) is read and written once, column j by the threads that own it, and the
+// output C^T q is formed in the same pass; n and the normaliser n^T q by a block reduction.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "mlstm_kernels.h"
+
+namespace xseq {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T> __device__ __forceinline__ float to_float(T x);
+template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+
+__device__ __forceinline__ float block_sum(float x, float* scratch) {
+  for (int off = 16; off > 0; off >>= 1) x += __shfl_down_sync(0xffffffffu, x, off);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) scratch[warp] = x;
+  __syncthreads();
+  float total = 0.f;
+  const int warps = (blockDim.x + 31) >> 5;
+  for (int w = 0; w < warps; ++w) total += scratch[w];  // every thread reads the same sum
+  return total;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                  const T* __restrict__ igate, const T* __restrict__ fgate, float* __restrict__ C,
+                  float* __restrict__ n, float* __restrict__ m, T* __restrict__ h, int Dqk, int Dv) {
+  extern __shared__ __align__(16) float sm[];
+  float* qs = sm;           // (Dqk)
+  float* ks = qs + Dqk;     // (Dqk), scaled by 1/sqrt(Dqk)
+  float* scratch = ks + Dqk;  // (32)
+  const int row = blockIdx.x;  // b * H + head
+  const float scale = rsqrtf((float)Dqk);
+  for (int d = threadIdx.x; d < Dqk; d += blockDim.x) {
+    qs[d] = to_float(q[(size_t)row * Dqk + d]);
+    ks[d] = to_float(k[(size_t)row * Dqk + d]) * scale;
+  }
+  // gates, computed alike by every thread (eqs 46-48); m = -inf in a fresh state gives f = 0
+  const float it = to_float(igate[row]), ft = to_float(fgate[row]);
+  const float logf = fminf(ft, 0.f) - log1pf(expf(-fabsf(ft)));  // log sigmoid
+  const float m_old = m[row];
+  const float m_new = fmaxf(logf + m_old, it);
+  const float ig = expf(it - m_new), fg = expf(logf + m_old - m_new);
+  __syncthreads();
+  // n = f n + i k (eq 10) and n^T q
+  float part = 0.f;
+  float* nr = n + (size_t)row * Dqk;
+  for (int d = threadIdx.x; d < Dqk; d += blockDim.x) {
+    const float nn = fg * nr[d] + ig * ks[d];
+    nr[d] = nn;
+    part += nn * qs[d];
+  }
+  const float den = block_sum(part, scratch);
+  const float norm = fmaxf(fabsf(den), expf(-m_new));  // eq 11, stabilised lower bound
+  // C = f C + i k v^T (eq 9) and h = C^T q / norm, column by column
+  float* Cr = C + (size_t)row * Dqk * Dv;
+  for (int j = threadIdx.x; j < Dv; j += blockDim.x) {
+    const float vj = to_float(v[(size_t)row * Dv + j]);
+    float num = 0.f;
+    for (int d = 0; d < Dqk; ++d) {
+      const float c = fg * Cr[(size_t)d * Dv + j] + ig * ks[d] * vj;
+      Cr[(size_t)d * Dv + j] = c;
+      num += qs[d] * c;
+    }
+    h[(size_t)row * Dv + j] = from_float<T>(num / norm);
+  }
+  if (threadIdx.x == 0) m[row] = m_new;
+}
+
+}  // namespace
+
+cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const void* v, const void* igate,
+                               const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
+                               int Dv, cudaStream_t stream) {
+  if (B < 1 || H < 1 || Dqk < 1 || Dv < 1) return cudaErrorInvalidValue;
+  const size_t bytes = (2 * (size_t)Dqk + 32) * sizeof(float);
+  if (bytes > 48 * 1024) return cudaErrorInvalidValue;  // Dqk up to 6,000
+  const dim3 grid(B * H), block(kThreads);
+  if (dt == MDType::f32) {
+    mlstm_step_kernel<float><<<grid, block, bytes, stream>>>(
+        static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
+        static_cast<const float*>(igate), static_cast<const float*>(fgate), C, n, m, static_cast<float*>(h), Dqk, Dv);
+  } else {
+    using bf = __nv_bfloat16;
+    mlstm_step_kernel<bf><<<grid, block, bytes, stream>>>(
+        static_cast<const bf*>(q), static_cast<const bf*>(k), static_cast<const bf*>(v), static_cast<const bf*>(igate),
+        static_cast<const bf*>(fgate), C, n, m, static_cast<bf*>(h), Dqk, Dv);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace xseq
