@@ -4,19 +4,13 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "common.cuh"
 #include "mlstm_kernels.h"
 
 namespace xseq {
 namespace {
 
 constexpr int kThreads = 256;
-
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
 __device__ __forceinline__ float block_sum(float x, float* scratch) {
   for (int off = 16; off > 0; off >>= 1) x += __shfl_down_sync(0xffffffffu, x, off);
@@ -46,7 +40,7 @@ mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __r
   }
   // gates, computed alike by every thread (eqs 46-48); m = -inf in a fresh state gives f = 0
   const float it = to_float(igate[row]), ft = to_float(fgate[row]);
-  const float logf = fminf(ft, 0.f) - log1pf(expf(-fabsf(ft)));  // log sigmoid
+  const float logf = log_sigmoid(ft);
   const float m_old = m[row];
   const float m_new = fmaxf(logf + m_old, it);
   const float ig = expf(it - m_new), fg = expf(logf + m_old - m_new);

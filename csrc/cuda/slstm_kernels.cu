@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "common.cuh"
 #include "slstm_kernels.h"
 
 namespace xseq {
@@ -15,13 +16,6 @@ namespace {
 
 constexpr int kTile = 8;                        // batch rows per block
 constexpr int kUnits = (kTile + 3) / 4;         // units per thread: kTile * Dh units over 4 * Dh threads
-
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
 struct Cell {
   float i, f, z, o, fac, c, n, m, h;
@@ -35,9 +29,9 @@ __device__ __forceinline__ Cell cell(float itil, float ftil, float ztil, float o
   if (exp_forget) {
     logf = ftil;
     r.fac = 1.f;
-  } else {  // log sigmoid(f) = min(f, 0) - log1p(exp(-|f|)); its derivative is sigmoid(-f)
+  } else {  // d log sigmoid(f) / df = sigmoid(-f)
     const float e = expf(-fabsf(ftil));
-    logf = fminf(ftil, 0.f) - log1pf(e);
+    logf = fminf(ftil, 0.f) - log1pf(e);  // log_sigmoid, sharing e with the derivative
     r.fac = (ftil >= 0.f ? e : 1.f) / (1.f + e);
   }
   const float a = logf + m;
@@ -58,6 +52,28 @@ __device__ __forceinline__ Cell cell(float itil, float ftil, float ztil, float o
   return r;
 }
 
+// This head's block of a (4, H, Dh, Dh) matrix M: staged into shared memory `dst` when `shared` (read at
+// dst[g * Dh * Dh + row * Dh + col]), else read in place. Returns the base pointer and sets the gate stride.
+template <typename T>
+__device__ __forceinline__ const T* head_block(const T* M, T* dst, int H, int hh, int Dh, bool shared,
+                                              size_t* gstride) {
+  if (!shared) {
+    *gstride = (size_t)H * Dh * Dh;
+    return M + (size_t)hh * Dh * Dh;
+  }
+  for (int k = threadIdx.x; k < 4 * Dh * Dh; k += blockDim.x) {
+    const int g = k / (Dh * Dh), rest = k % (Dh * Dh);
+    dst[k] = M[((size_t)g * H + hh) * Dh * Dh + rest];
+  }
+  *gstride = (size_t)Dh * Dh;
+  return dst;  // the caller's __syncthreads() publishes the copy
+}
+
+// Offset of (row b, head hh, unit e) in a (B, H, Dh) slab.
+__device__ __forceinline__ size_t unit_offset(int b, int hh, int e, int H, int Dh) {
+  return ((size_t)b * H + hh) * Dh + e;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(4 * kSLSTMMaxHeadSize)
 slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* __restrict__ c,
@@ -75,20 +91,8 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
   float* hs = reinterpret_cast<float*>(smem);  // (kTile, Dh): h_{t-1} of the tile
   float* pre = hs + kTile * Dh;                // (kTile, 4 Dh): R h_{t-1} + gx
   T* Rs = reinterpret_cast<T*>(pre + kTile * G);
-  // R[g, hh, d, e] at Rh[g * gstride + d * Dh + e]
-  const T* Rh;
   size_t gstride;
-  if (r_shared) {
-    for (int k = j; k < 4 * Dh * Dh; k += blockDim.x) {
-      const int gg = k / (Dh * Dh), rest = k % (Dh * Dh);
-      Rs[k] = R[((size_t)gg * H + hh) * Dh * Dh + rest];
-    }
-    Rh = Rs;
-    gstride = (size_t)Dh * Dh;
-  } else {
-    Rh = R + (size_t)hh * Dh * Dh;
-    gstride = (size_t)H * Dh * Dh;
-  }
+  const T* Rh = head_block(R, Rs, H, hh, Dh, r_shared, &gstride);  // R[g, hh, d, e] at Rh[g * gstride + d * Dh + e]
   const size_t HD = (size_t)H * Dh;
   // this thread's units u = j + k * G of the tile: row u / Dh, unit u % Dh
   float rc[kUnits], rn[kUnits], rm[kUnits];
@@ -96,7 +100,7 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
   for (int k = 0; k < kUnits; ++k) {
     const int u = j + k * G;
     if (u < nb * Dh) {
-      const size_t s = (size_t)(b0 + u / Dh) * HD + (size_t)hh * Dh + u % Dh;
+      const size_t s = unit_offset(b0 + u / Dh, hh, u % Dh, H, Dh);
       rc[k] = c[s];
       rn[k] = n[s];
       rm[k] = m[s];
@@ -127,7 +131,7 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
         const int b = u / Dh, ee = u % Dh;
         const float* p = pre + b * G;
         const Cell r = cell(p[ee], p[Dh + ee], p[2 * Dh + ee], p[3 * Dh + ee], rc[k], rn[k], rm[k], exp_forget);
-        const size_t s = (size_t)(b0 + b) * HD + (size_t)hh * Dh + ee;  // (b, hh, ee) in a (B, H, Dh) slab
+        const size_t s = unit_offset(b0 + b, hh, ee, H, Dh);
         if (keep) {
           const size_t BHD = (size_t)B * HD;
           hprev[t * BHD + s] = hs[u];
@@ -157,7 +161,7 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
   for (int k = 0; k < kUnits; ++k) {
     const int u = j + k * G;
     if (u < nb * Dh) {
-      const size_t s = (size_t)(b0 + u / Dh) * HD + (size_t)hh * Dh + u % Dh;
+      const size_t s = unit_offset(b0 + u / Dh, hh, u % Dh, H, Dh);
       c[s] = rc[k];
       n[s] = rn[k];
       m[s] = rm[k];
@@ -180,27 +184,15 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
   float* dhs = reinterpret_cast<float*>(smem);  // (kTile, Dh): gradient reaching h_t through R
   float* dps = dhs + kTile * Dh;                // (kTile, 4 Dh): dpre of the step
   float* RTs = dps + kTile * G;
-  // RT[g, hh, e, d] at RTh[g * gstride + e * Dh + d]
-  const float* RTh;
   size_t gstride;
-  if (r_shared) {
-    for (int k = j; k < 4 * Dh * Dh; k += blockDim.x) {
-      const int gg = k / (Dh * Dh), rest = k % (Dh * Dh);
-      RTs[k] = RT[((size_t)gg * H + hh) * Dh * Dh + rest];
-    }
-    RTh = RTs;
-    gstride = (size_t)Dh * Dh;
-  } else {
-    RTh = RT + (size_t)hh * Dh * Dh;
-    gstride = (size_t)H * Dh * Dh;
-  }
+  const float* RTh = head_block(RT, RTs, H, hh, Dh, r_shared, &gstride);  // RT[g, hh, e, d] at RTh[g * gstride + e * Dh + d]
   const size_t HD = (size_t)H * Dh, BHD = (size_t)B * HD;
   float rdc[kUnits], rdn[kUnits];
 #pragma unroll
   for (int k = 0; k < kUnits; ++k) {
     const int u = j + k * G;
     if (u < nb * Dh) {
-      const size_t s = (size_t)(b0 + u / Dh) * HD + (size_t)hh * Dh + u % Dh;
+      const size_t s = unit_offset(b0 + u / Dh, hh, u % Dh, H, Dh);
       rdc[k] = dc[s];
       rdn[k] = dn[s];
       dhs[u] = dh[s];
@@ -213,7 +205,7 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
       const int u = j + k * G;
       if (u < nb * Dh) {
         const int b = u / Dh, ee = u % Dh;
-        const size_t s = (size_t)(b0 + b) * HD + (size_t)hh * Dh + ee;
+        const size_t s = unit_offset(b0 + b, hh, ee, H, Dh);
         const float* gt = gates + (size_t)t * 5 * BHD + s;
         const float ig = gt[0], fg = gt[BHD], zg = gt[2 * BHD], og = gt[3 * BHD], fac = gt[4 * BHD];
         const float c_new = cs[(t + 1) * BHD + s], n_new = ns[(t + 1) * BHD + s];
@@ -260,7 +252,7 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
   for (int k = 0; k < kUnits; ++k) {
     const int u = j + k * G;
     if (u < nb * Dh) {
-      const size_t s = (size_t)(b0 + u / Dh) * HD + (size_t)hh * Dh + u % Dh;
+      const size_t s = unit_offset(b0 + u / Dh, hh, u % Dh, H, Dh);
       dc[s] = rdc[k];
       dn[s] = rdn[k];
       dh[s] = dhs[u];

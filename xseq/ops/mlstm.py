@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
@@ -125,7 +124,6 @@ def _mlstm_step_torch(q, k, v, igate, fgate, state):
     return h.to(out_dtype), state
 
 
-_CUDA_BROKEN: str | None = None
 # below the reference's 0 until the kernel has passed its gpu tests on a device: opt in with backend="cuda"
 CUDA_PRIORITY = -1
 
@@ -133,25 +131,18 @@ CUDA_PRIORITY = -1
 def _mlstm_step_cuda(q, k, v, igate, fgate, state):
     """The fused CUDA step (mlstm_cuda.py) where no gradient is needed: float32, or bfloat16 when v is
     bfloat16; autograd, float64 and a failed build (one warning) take the PyTorch step."""
-    global _CUDA_BROKEN
-    inputs = (q, k, v, igate, fgate) + (() if state is None else tuple(state))
-    plain = not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs))
-    if plain and _CUDA_BROKEN is None and compute_dtype(q, k, v, igate, fgate) == torch.float32:
-        from .mlstm_cuda import extension, mlstm_step_cuda
+    from ._cuda_ext import usable
+    from .mlstm_cuda import mlstm_step_cuda
 
-        try:
-            extension()
-        except (ImportError, OSError, RuntimeError) as e:
-            _CUDA_BROKEN = f"{type(e).__name__}: {e}"
-            warnings.warn(f"xseq: the fused CUDA mLSTM step could not be built ({_CUDA_BROKEN}); using the "
-                          f"PyTorch step instead", RuntimeWarning, stacklevel=3)
-        else:
-            if state is None:
-                state = mlstm_ref.zero_state(q.float(), v.float())
-            dt = torch.bfloat16 if v.dtype == torch.bfloat16 else torch.float32
-            h, state = mlstm_step_cuda(q, k, v, igate, fgate, state, dt)
-            return h.to(v.dtype), state
-    return _mlstm_step_torch(q, k, v, igate, fgate, state)
+    inputs = (q, k, v, igate, fgate) + (() if state is None else tuple(state))
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
+    if needs_grad or compute_dtype(q, k, v, igate, fgate) != torch.float32 or not usable("mlstm", "mLSTM step"):
+        return _mlstm_step_torch(q, k, v, igate, fgate, state)
+    if state is None:
+        state = mlstm_ref.zero_state(q.float(), v.float())
+    dt = torch.bfloat16 if v.dtype == torch.bfloat16 else torch.float32
+    h, state = mlstm_step_cuda(q, k, v, igate, fgate, state, dt)
+    return h.to(v.dtype), state
 
 
 register_backend("mlstm", "torch", _mlstm_torch)

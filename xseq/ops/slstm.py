@@ -107,26 +107,17 @@ def _slstm_numba(gx, R, state, *, forget):
     return _slstm_torch(gx, R, state, forget=forget)
 
 
-_CUDA_BROKEN: str | None = None
 # below the reference's 0 until the kernel has passed its gpu tests on a device: opt in with backend="cuda"
 CUDA_PRIORITY = -1
 
 
 def _slstm_cuda(gx, R, state, *, forget):
     """The fused CUDA kernels (slstm_cuda.py): bfloat16 when gx is bfloat16 (R then runs in bfloat16 too),
-    else float32; float64 and head sizes over 256 run the reference, as does everything if the extension
-    cannot be built here (one warning)."""
-    global _CUDA_BROKEN
-    from .slstm_cuda import MAX_HEAD_SIZE, extension, slstm_fused_cuda
+    else float32; float64, head sizes over 256 and a failed build (one warning) run the reference."""
+    from ._cuda_ext import usable
+    from .slstm_cuda import MAX_HEAD_SIZE, slstm_fused_cuda
 
-    if _CUDA_BROKEN is None and compute_dtype(gx, R) == torch.float32 and gx.shape[-1] <= MAX_HEAD_SIZE:
-        try:
-            extension()
-        except (ImportError, OSError, RuntimeError) as e:
-            _CUDA_BROKEN = f"{type(e).__name__}: {e}"
-            warnings.warn(f"xseq: the fused CUDA sLSTM could not be built ({_CUDA_BROKEN}); using the PyTorch "
-                          f"reference instead", RuntimeWarning, stacklevel=3)
-    if _CUDA_BROKEN is not None or compute_dtype(gx, R) != torch.float32 or gx.shape[-1] > MAX_HEAD_SIZE:
+    if compute_dtype(gx, R) != torch.float32 or gx.shape[-1] > MAX_HEAD_SIZE or not usable("slstm", "sLSTM"):
         return _slstm_torch(gx, R, state, forget=forget)
     dt = torch.bfloat16 if gx.dtype == torch.bfloat16 else torch.float32
     if state is None:

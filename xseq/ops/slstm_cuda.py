@@ -7,28 +7,16 @@ of the pre-activations (= of gx) and of the initial state; dR is one batched pro
 gx and R run as float32 or bfloat16 (float16 is computed in float32); state and accumulation are float32."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
+from ._cuda_ext import load
 from ._state import SLSTMState
 
-_SRC = Path(__file__).resolve().parents[2] / "csrc" / "cuda"
-_EXT = None
 MAX_HEAD_SIZE = 256  # kSLSTMMaxHeadSize in csrc/cuda/slstm_kernels.h: one thread per gate row, 4 * Dh per block
 
 
 def extension():
-    """The compiled extension (built on first use; later imports load it from torch's cache)."""
-    global _EXT
-    if _EXT is None:
-        if not (_SRC / "slstm_kernels.cu").is_file():
-            raise ImportError(f"the CUDA sources are not at {_SRC} (install xseq from a source checkout)")
-        from torch.utils.cpp_extension import load
-
-        _EXT = load(name="xseq_slstm_cuda", sources=[str(_SRC / "slstm_binding.cpp"), str(_SRC / "slstm_kernels.cu")],
-                    extra_cflags=["-O3", "-std=c++17"], extra_cuda_cflags=["-O3", "-std=c++17"], verbose=False)
-    return _EXT
+    return load("slstm")
 
 
 class _FusedSLSTMCUDA(torch.autograd.Function):

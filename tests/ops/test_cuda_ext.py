@@ -1,0 +1,31 @@
+"""The CUDA extension loader's fallback (runs anywhere: the build itself is a gpu-machine matter)."""
+import warnings
+
+import pytest
+
+from xseq.ops import _cuda_ext
+
+
+def test_failed_build_warns_once_then_falls_back(monkeypatch):
+    monkeypatch.setattr(_cuda_ext, "_BROKEN", {})
+    monkeypatch.setattr(_cuda_ext, "load", lambda stem: (_ for _ in ()).throw(OSError("nvcc exploded")))
+    with pytest.warns(RuntimeWarning, match="fused CUDA sLSTM could not be built.*nvcc exploded"):
+        assert _cuda_ext.usable("slstm", "sLSTM") is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _cuda_ext.usable("slstm", "sLSTM") is False  # no second warning, no second build
+
+
+def test_missing_sources_are_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(_cuda_ext, "SRC", tmp_path)
+    monkeypatch.setattr(_cuda_ext, "_BUILT", {})
+    with pytest.raises(ImportError, match="CUDA sources are not at"):
+        _cuda_ext.load("slstm")
+
+
+def test_every_kernel_unit_has_a_binding():
+    units = sorted(p.name[: -len("_kernels.cu")] for p in _cuda_ext.SRC.glob("*_kernels.cu"))
+    assert units == ["mlstm", "slstm"]
+    for stem in units:
+        assert (_cuda_ext.SRC / f"{stem}_binding.cpp").is_file()
+        assert (_cuda_ext.SRC / f"{stem}_kernels.h").is_file()
