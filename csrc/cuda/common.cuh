@@ -3,6 +3,16 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+// Launch and dynamic shared memory through macros, so the same source also builds for the CPU emulator
+// (csrc/cuda/emu, -DXSEQ_CUDA_EMU), which has no <<<>>> syntax and no extern __shared__ arrays.
+#ifdef XSEQ_CUDA_EMU
+#define XSEQ_LAUNCH(kernel, grid, block, smem, stream) ::xseq_emu::launcher(kernel, grid, block, smem, stream)
+#define XSEQ_DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(::xseq_emu::dynamic_smem())
+#else
+#define XSEQ_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#define XSEQ_DYNAMIC_SMEM(type, name) extern __shared__ __align__(16) type name[]
+#endif
+
 namespace xseq {
 
 // Loads and stores in the kernels' storage types, arithmetic in float32.

@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kThreads)
 mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                   const T* __restrict__ igate, const T* __restrict__ fgate, float* __restrict__ C,
                   float* __restrict__ n, float* __restrict__ m, T* __restrict__ h, int Dqk, int Dv) {
-  extern __shared__ __align__(16) float sm[];
+  XSEQ_DYNAMIC_SMEM(float, sm);
   float* qs = sm;           // (Dqk)
   float* ks = qs + Dqk;     // (Dqk), scaled by 1/sqrt(Dqk)
   float* scratch = ks + Dqk;  // (32)
@@ -80,12 +80,12 @@ cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const vo
   if (bytes > 48 * 1024) return cudaErrorInvalidValue;  // Dqk up to 6,000
   const dim3 grid(B * H), block(kThreads);
   if (dt == MDType::f32) {
-    mlstm_step_kernel<float><<<grid, block, bytes, stream>>>(
+    XSEQ_LAUNCH(mlstm_step_kernel<float>, grid, block, bytes, stream)(
         static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
         static_cast<const float*>(igate), static_cast<const float*>(fgate), C, n, m, static_cast<float*>(h), Dqk, Dv);
   } else {
     using bf = __nv_bfloat16;
-    mlstm_step_kernel<bf><<<grid, block, bytes, stream>>>(
+    XSEQ_LAUNCH(mlstm_step_kernel<bf>, grid, block, bytes, stream)(
         static_cast<const bf*>(q), static_cast<const bf*>(k), static_cast<const bf*>(v), static_cast<const bf*>(igate),
         static_cast<const bf*>(fgate), C, n, m, static_cast<bf*>(h), Dqk, Dv);
   }

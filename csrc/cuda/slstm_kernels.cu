@@ -81,7 +81,7 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
                      float* __restrict__ gates, float* __restrict__ cs, float* __restrict__ ns,
                      float* __restrict__ hprev, int B, int T_, int H, int Dh, bool exp_forget, bool keep,
                      bool r_shared) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  XSEQ_DYNAMIC_SMEM(unsigned char, smem);
   const int hh = blockIdx.x;
   const int b0 = blockIdx.y * kTile;
   const int nb = min(kTile, B - b0);
@@ -175,7 +175,7 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
                       float* __restrict__ dn, float* __restrict__ dh, const float* __restrict__ gates,
                       const float* __restrict__ cs, const float* __restrict__ ns, float* __restrict__ dpre,
                       float* __restrict__ dlogf0, int B, int T_, int H, int Dh, bool r_shared) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  XSEQ_DYNAMIC_SMEM(unsigned char, smem);
   const int hh = blockIdx.x;
   const int b0 = blockIdx.y * kTile;
   const int nb = min(kTile, B - b0);
@@ -185,7 +185,8 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
   float* dps = dhs + kTile * Dh;                // (kTile, 4 Dh): dpre of the step
   float* RTs = dps + kTile * G;
   size_t gstride;
-  const float* RTh = head_block(RT, RTs, H, hh, Dh, r_shared, &gstride);  // RT[g, hh, e, d] at RTh[g * gstride + e * Dh + d]
+  // RT[g, hh, e, d] at RTh[g * gstride + e * Dh + d]
+  const float* RTh = head_block(RT, RTs, H, hh, Dh, r_shared, &gstride);
   const size_t HD = (size_t)H * Dh, BHD = (size_t)B * HD;
   float rdc[kUnits], rdn[kUnits];
 #pragma unroll
@@ -287,15 +288,16 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
   if (dt == DType::f32) {
     auto k = slstm_forward_kernel<float>;
     if ((err = plan((const void*)k, Dh, sizeof(float), &bytes, &r_shared)) != cudaSuccess) return err;
-    k<<<grid, block, bytes, stream>>>(static_cast<const float*>(gx), static_cast<const float*>(R), c, n, m, h,
-                                      static_cast<float*>(hout), gates, cs, ns, hprev, B, T, H, Dh, exp_forget,
-                                      keep, r_shared);
+    XSEQ_LAUNCH(k, grid, block, bytes, stream)(static_cast<const float*>(gx), static_cast<const float*>(R), c, n, m,
+                                               h, static_cast<float*>(hout), gates, cs, ns, hprev, B, T, H, Dh,
+                                               exp_forget, keep, r_shared);
   } else {
     auto k = slstm_forward_kernel<__nv_bfloat16>;
     if ((err = plan((const void*)k, Dh, sizeof(__nv_bfloat16), &bytes, &r_shared)) != cudaSuccess) return err;
-    k<<<grid, block, bytes, stream>>>(static_cast<const __nv_bfloat16*>(gx), static_cast<const __nv_bfloat16*>(R),
-                                      c, n, m, h, static_cast<__nv_bfloat16*>(hout), gates, cs, ns, hprev, B, T,
-                                      H, Dh, exp_forget, keep, r_shared);
+    using bf = __nv_bfloat16;
+    XSEQ_LAUNCH(k, grid, block, bytes, stream)(static_cast<const bf*>(gx), static_cast<const bf*>(R), c, n, m, h,
+                                               static_cast<bf*>(hout), gates, cs, ns, hprev, B, T, H, Dh,
+                                               exp_forget, keep, r_shared);
   }
   return cudaGetLastError();
 }
@@ -309,8 +311,8 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
   bool r_shared = false;
   cudaError_t err = plan((const void*)slstm_backward_kernel, Dh, sizeof(float), &bytes, &r_shared);
   if (err != cudaSuccess) return err;
-  slstm_backward_kernel<<<grid, block, bytes, stream>>>(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0, B, T,
-                                                        H, Dh, r_shared);
+  XSEQ_LAUNCH(slstm_backward_kernel, grid, block, bytes, stream)(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0,
+                                                                 B, T, H, Dh, r_shared);
   return cudaGetLastError();
 }
 

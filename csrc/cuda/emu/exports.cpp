@@ -1,0 +1,40 @@
+// C entry points of the CPU-emulator build (loaded with ctypes by xseq/ops/_cuda_emu.py): the kernels'
+// host functions with C linkage, plus the emulator's knobs.
+#include <cuda_runtime.h>
+
+#include "../mlstm_kernels.h"
+#include "../slstm_kernels.h"
+
+extern "C" {
+
+int xseq_emu_slstm_forward(int dt, const void* gx, const void* R, float* c, float* n, float* m, float* h, void* hout,
+                           float* gates, float* cs, float* ns, float* hprev, int B, int T, int H, int Dh,
+                           int exp_forget, int keep) {
+  return (int)xseq::slstm_forward((xseq::DType)dt, gx, R, c, n, m, h, hout, gates, cs, ns, hprev, B, T, H, Dh,
+                                  exp_forget != 0, keep != 0, nullptr);
+}
+
+int xseq_emu_slstm_backward(const float* RT, const float* dh_out, float* dc, float* dn, float* dh,
+                            const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0, int B,
+                            int T, int H, int Dh) {
+  return (int)xseq::slstm_backward(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0, B, T, H, Dh, nullptr);
+}
+
+int xseq_emu_mlstm_step_forward(int dt, const void* q, const void* k, const void* v, const void* igate,
+                                const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
+                                int Dv) {
+  return (int)xseq::mlstm_step_forward((xseq::MDType)dt, q, k, v, igate, fgate, C, n, m, h, B, H, Dqk, Dv, nullptr);
+}
+
+// order: 0 forward, 1 reverse, 2 shuffled with `seed`; smem_optin: the device's opt-in shared memory limit
+void xseq_emu_configure(int order, unsigned seed, int smem_optin) {
+  xseq_emu::Emu& e = xseq_emu::emu();
+  e.order = (xseq_emu::Order)order;
+  e.seed = seed;
+  e.smem_optin = smem_optin;
+}
+
+const char* xseq_emu_error_string(int err) { return cudaGetErrorString((cudaError_t)err); }
+
+long long xseq_emu_launches() { return xseq_emu::emu().launches; }
+}

@@ -1,0 +1,357 @@
+// A CPU emulator of the slice of CUDA that csrc/cuda's kernels use, so their logic runs and is tested on
+// machines without a GPU (tests/ops/test_cuda_emulated.py). Not a simulator of timing or of the memory
+// model: every CUDA thread of a block is a cooperative fiber (ucontext) in one OS thread, blocks run one
+// after another, and a fiber runs until it reaches a barrier (__syncthreads, __syncwarp, a shuffle, a
+// warp-wide matrix op) or exits. What it does catch:
+//   - wrong indexing, wrong math, wrong reductions: the kernels' outputs are compared with the reference;
+//   - missing barriers: the order in which fibers run between barriers is selectable (forward, reverse,
+//     seeded shuffle); a race on shared memory shows up as results that depend on that order;
+//   - barriers not reached by every live thread (deadlock), warp ops mixed with block barriers in one warp,
+//     shuffles that read an exited lane, launch configurations the hardware refuses (more than 1024
+//     threads, dynamic shared memory over 48 KB without the opt-in attribute or over the opt-in limit);
+//   - reads of shared memory never written: dynamic shared memory starts as NaN bytes (0xFF).
+// Compiled with -DXSEQ_CUDA_EMU and -I csrc/cuda/emu, whose cuda_runtime.h, cuda_bf16.h and mma.h stand in
+// for the CUDA toolkit's; the kernels then need no change beyond the XSEQ_LAUNCH / XSEQ_DYNAMIC_SMEM macros
+// of common.cuh.
+#pragma once
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+// ---- runtime types ---------------------------------------------------------------------------------------
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+typedef struct CUstream_st* cudaStream_t;
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorLaunchFailure = 4,
+  cudaErrorInvalidConfiguration = 9,
+};
+enum cudaDeviceAttr {
+  cudaDevAttrMaxSharedMemoryPerBlock = 8,
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+
+// ---- qualifiers --------------------------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+#define __shared__ static  // one block at a time in one OS thread: a static is exactly per-block storage
+
+namespace xseq_emu {
+
+enum class Wait : int { none, block, warp, done };
+
+struct Fiber {
+  ucontext_t ctx;
+  dim3 idx;
+  int linear = 0;
+  Wait wait = Wait::none;
+};
+
+enum class Order : int { forward = 0, reverse = 1, shuffle = 2 };
+
+struct Emu {
+  dim3 grid, block, bid;
+  std::vector<Fiber> fibers;
+  std::vector<std::vector<char>> stacks;
+  ucontext_t sched;
+  Fiber* cur = nullptr;
+  std::vector<unsigned char> smem;
+  std::vector<uint64_t> xchg;  // one slot per thread for shuffles
+  const std::function<void()>* body = nullptr;
+  cudaError_t last = cudaSuccess;
+  std::string fault;
+  std::map<const void*, int> dyn_smem_attr;
+  int smem_optin = 232448;  // H100 / H200: 227 KB per block with the opt-in attribute
+  int sm_count = 132;
+  Order order = Order::forward;
+  unsigned seed = 0;
+  size_t stack_bytes = 256 * 1024;
+  long long launches = 0;
+};
+
+inline Emu& emu() {
+  static Emu e;
+  return e;
+}
+
+inline void fail(cudaError_t err, const std::string& why) {
+  Emu& e = emu();
+  if (e.last == cudaSuccess) {
+    e.last = err;
+    e.fault = why;
+  }
+}
+
+inline void entry() {
+  Emu& e = emu();
+  (*e.body)();
+  e.cur->wait = Wait::done;  // returning resumes the scheduler through uc_link
+}
+
+inline void yield(Wait w) {
+  Emu& e = emu();
+  Fiber* f = e.cur;
+  f->wait = w;
+  swapcontext(&f->ctx, &e.sched);
+}
+
+inline unsigned char* dynamic_smem() { return emu().smem.data(); }
+
+// Runs one block to completion; false after a fault (the block's fibers are abandoned).
+inline bool run_block(Emu& e, std::mt19937& rng) {
+  const int n = (int)(e.block.x * e.block.y * e.block.z);
+  e.fibers.assign(n, Fiber{});
+  if ((int)e.stacks.size() < n) e.stacks.resize(n);
+  e.xchg.assign(n, 0);
+  for (int i = 0; i < n; ++i) {
+    Fiber& f = e.fibers[i];
+    f.linear = i;
+    f.idx = dim3(i % e.block.x, (i / e.block.x) % e.block.y, i / (e.block.x * e.block.y));
+    if (e.stacks[i].size() != e.stack_bytes) e.stacks[i].assign(e.stack_bytes, 0);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = e.stacks[i].data();
+    f.ctx.uc_stack.ss_size = e.stacks[i].size();
+    f.ctx.uc_link = &e.sched;
+    makecontext(&f.ctx, entry, 0);
+  }
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (e.order == Order::reverse) std::reverse(order.begin(), order.end());
+  const int warps = (n + 31) / 32;
+  for (;;) {
+    if (e.order == Order::shuffle) std::shuffle(order.begin(), order.end(), rng);
+    for (int i : order) {
+      Fiber& f = e.fibers[i];
+      if (f.wait != Wait::none) continue;
+      e.cur = &f;
+      swapcontext(&e.sched, &f.ctx);
+    }
+    // every fiber now waits at a barrier or has exited
+    bool released = false, any_live = false, all_block = true;
+    for (int w = 0; w < warps; ++w) {
+      const int lo = 32 * w, hi = std::min(n, lo + 32);
+      int live = 0, at_warp = 0, done = 0;
+      for (int i = lo; i < hi; ++i) {
+        const Wait s = e.fibers[i].wait;
+        done += s == Wait::done;
+        live += s != Wait::done;
+        at_warp += s == Wait::warp;
+      }
+      if (live) any_live = true;
+      if (at_warp && at_warp != live) {
+        fail(cudaErrorLaunchFailure, "warp " + std::to_string(w) + " of block (" + std::to_string(e.bid.x) + "," +
+                                         std::to_string(e.bid.y) + "): some lanes wait in a warp-wide op while others "
+                                         "wait at __syncthreads");
+        return false;
+      }
+      if (at_warp && done) {
+        fail(cudaErrorLaunchFailure, "warp " + std::to_string(w) + ": a warp-wide op with lanes that have exited");
+        return false;
+      }
+      if (at_warp) {
+        for (int i = lo; i < hi; ++i) e.fibers[i].wait = Wait::none;
+        released = true;
+      }
+    }
+    if (released) continue;
+    if (!any_live) return true;
+    for (const Fiber& f : e.fibers) all_block = all_block && (f.wait == Wait::block || f.wait == Wait::done);
+    if (!all_block) {
+      fail(cudaErrorLaunchFailure,
+           "deadlock in block (" + std::to_string(e.bid.x) + "," + std::to_string(e.bid.y) + ")");
+      return false;
+    }
+    for (Fiber& f : e.fibers)
+      if (f.wait == Wait::block) f.wait = Wait::none;
+  }
+}
+
+inline void launch(const void* kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
+  Emu& e = emu();
+  ++e.launches;
+  const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  if (threads < 1 || threads > 1024 || block.z > 64) {
+    fail(cudaErrorInvalidConfiguration, "launch with " + std::to_string(threads) + " threads per block (1..1024)");
+    return;
+  }
+  if (grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.y > 65535 || grid.z > 65535) {
+    fail(cudaErrorInvalidConfiguration, "grid dimensions out of range");
+    return;
+  }
+  const auto it = e.dyn_smem_attr.find(kernel);
+  const size_t allowed = std::max<size_t>(48 * 1024, it == e.dyn_smem_attr.end() ? 0 : (size_t)it->second);
+  if (smem > allowed) {
+    fail(cudaErrorInvalidValue, std::to_string(smem) + " bytes of dynamic shared memory; the kernel allows " +
+                                    std::to_string(allowed) + " (set cudaFuncAttributeMaxDynamicSharedMemorySize)");
+    return;
+  }
+  std::mt19937 rng(e.seed);
+  e.body = &body;
+  e.grid = grid;
+  e.block = block;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        e.bid = dim3(x, y, z);
+        e.smem.assign(smem, 0xFF);  // NaN bytes: reading shared memory nobody wrote shows up in the results
+        if (!run_block(e, rng)) return;
+      }
+  e.cur = nullptr;
+}
+
+template <class... P>
+struct Launcher {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t smem;
+  template <class... A>
+  void operator()(A&&... a) const {
+    const std::function<void()> body = [&]() { kernel(static_cast<P>(a)...); };
+    launch(reinterpret_cast<const void*>(kernel), grid, block, smem, body);
+  }
+};
+
+template <class... P>
+Launcher<P...> launcher(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem = 0, cudaStream_t = nullptr) {
+  return Launcher<P...>{kernel, grid, block, smem};
+}
+
+// shuffles: write my value, wait for the warp, read the source lane's, wait again before the slots are reused
+template <class T>
+inline T exchange(T v, int src_lane) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a type wider than 8 bytes");
+  Emu& e = emu();
+  const int me = e.cur->linear, base = me & ~31;
+  std::memcpy(&e.xchg[me], &v, sizeof(T));
+  yield(Wait::warp);
+  const int from = base + src_lane;
+  T r = v;
+  if (from >= (int)e.xchg.size()) {
+    fail(cudaErrorLaunchFailure, "shuffle from lane " + std::to_string(src_lane) + " past the block's last thread");
+  } else {
+    std::memcpy(&r, &e.xchg[from], sizeof(T));
+  }
+  yield(Wait::warp);
+  return r;
+}
+
+inline int lane_id() { return emu().cur->linear & 31; }
+
+}  // namespace xseq_emu
+
+// ---- built-in variables ------------------------------------------------------------------------------------
+#define threadIdx (::xseq_emu::emu().cur->idx)
+#define blockIdx (::xseq_emu::emu().bid)
+#define blockDim (::xseq_emu::emu().block)
+#define gridDim (::xseq_emu::emu().grid)
+
+// ---- synchronisation and warp ops --------------------------------------------------------------------------
+inline void __syncthreads() { xseq_emu::yield(xseq_emu::Wait::block); }
+inline void __syncwarp(unsigned = 0xffffffffu) { xseq_emu::yield(xseq_emu::Wait::warp); }
+template <class T>
+inline T __shfl_sync(unsigned, T v, int src, int width = 32) {
+  const int l = xseq_emu::lane_id();
+  return xseq_emu::exchange(v, l - l % width + src % width);
+}
+template <class T>
+inline T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+  const int l = xseq_emu::lane_id(), s = l ^ mask;
+  return xseq_emu::exchange(v, s / width == l / width ? s : l);
+}
+template <class T>
+inline T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+  const int l = xseq_emu::lane_id();
+  return xseq_emu::exchange(v, l % width + (int)delta < width ? l + (int)delta : l);
+}
+template <class T>
+inline T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+  const int l = xseq_emu::lane_id();
+  return xseq_emu::exchange(v, l % width - (int)delta >= 0 ? l - (int)delta : l);
+}
+
+// cooperative fibers never interleave inside one call, so plain read-modify-writes are atomic here
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+inline int atomicAdd(int* p, int v) {
+  const int old = *p;
+  *p = old + v;
+  return old;
+}
+
+// ---- device math -------------------------------------------------------------------------------------------
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+template <class T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+
+// ---- runtime API -------------------------------------------------------------------------------------------
+inline cudaError_t cudaGetDevice(int* dev) {
+  *dev = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+  const xseq_emu::Emu& e = xseq_emu::emu();
+  switch (attr) {
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *value = e.sm_count; return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = e.smem_optin; return cudaSuccess;
+  }
+  return cudaErrorInvalidValue;
+}
+inline cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attr, int value) {
+  xseq_emu::Emu& e = xseq_emu::emu();
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > e.smem_optin) {
+    xseq_emu::fail(cudaErrorInvalidValue, "cudaFuncSetAttribute: " + std::to_string(value) +
+                                              " bytes of dynamic shared memory, over the opt-in limit of " +
+                                              std::to_string(e.smem_optin));
+    return cudaErrorInvalidValue;
+  }
+  e.dyn_smem_attr[kernel] = value;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetLastError() {
+  xseq_emu::Emu& e = xseq_emu::emu();
+  const cudaError_t err = e.last;
+  e.last = cudaSuccess;
+  return err;
+}
+inline cudaError_t cudaPeekAtLastError() { return xseq_emu::emu().last; }
+inline const char* cudaGetErrorString(cudaError_t err) {
+  static thread_local std::string msg;
+  msg = err == cudaSuccess ? std::string("no error")
+                           : "emulated CUDA error " + std::to_string((int)err) + ": " + xseq_emu::emu().fault;
+  return msg.c_str();
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
