@@ -15,4 +15,38 @@ cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const vo
                                const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
                                int Dv, cudaStream_t stream);
 
+// Chunkwise forward and backward over a sequence (mlstm_chunk_kernels.cu). Layouts: q, k (B, H, T, Dqk) with k
+// not yet scaled (the kernels scale it by 1/sqrt(Dqk) in float32); v (B, H, T, Dv); igate, fgate (B, H, T); all
+// contiguous, of type dt. Everything else is float32. NC = ceil(T / kMLSTMChunk).
+constexpr int kMLSTMChunk = 64;
+constexpr int kMLSTMMaxDqk = 256;
+
+struct MLSTMChunkFwd {
+  const void *q, *k, *v, *igate, *fgate;
+  float* C;                // (B, H, Dqk, Dv): the initial C, overwritten with the final one
+  const float *n, *m;      // (B, H, Dqk), (B, H): the initial n and m (every block reads them: not overwritten)
+  float *n_out, *m_out;    // (B, H, Dqk), (B, H): the final n and m
+  float *Cin, *nin, *min;  // (B, H, NC, Dqk, Dv), (B, H, NC, Dqk), (B, H, NC): the state entering each chunk
+  void* h;                 // (B, H, T, Dv) of type dt
+  float* hf;               // (B, H, T, Dv) float32 copy of h for the backward pass, or null
+  float *mrow, *den;       // (B, H, T): each row's stabiliser and (signed) denominator
+};
+
+struct MLSTMChunkBwd {
+  const void *q, *k, *v, *igate, *fgate;
+  const float* dh;         // (B, H, T, Dv)
+  const float* ddot;       // (B, H, T): dh_t . h_t
+  const float *mrow, *den, *Cin, *nin, *min;  // as saved by the forward pass
+  const float* m_last;     // (B, H): the final stabiliser
+  float *dC, *dn;          // (B, H, Dqk, Dv), (B, H, Dqk): the final state's gradients, overwritten with the
+                           // initial state's
+  float *dCs, *dns;        // (B, H, NC, Dqk, Dv), (B, H, NC, Dqk): scratch, the gradient of the state after each chunk
+  float *dq, *dk, *dv;     // (B, H, T, Dqk), (B, H, T, Dqk), (B, H, T, Dv); dk is w.r.t. the scaled k
+};
+
+cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
+                                cudaStream_t stream);
+cudaError_t mlstm_chunk_backward(MDType dt, const MLSTMChunkBwd& args, int B, int H, int T, int Dqk, int Dv,
+                                 cudaStream_t stream);
+
 }  // namespace xseq

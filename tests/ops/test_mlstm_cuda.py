@@ -60,3 +60,33 @@ def test_cuda_step_leaves_the_given_state_alone_and_defers_to_autograd():
     h, _ = ops.mlstm_step(qg, k, v, ig, fg, s0, backend="cuda")  # autograd: the PyTorch step
     h.sum().backward()
     assert qg.grad is not None and torch.isfinite(qg.grad).all()
+
+
+@pytest.mark.parametrize("B,H,T,Dqk,Dv", [(1, 1, 1, 16, 16), (2, 3, 200, 64, 64), (1, 2, 130, 128, 128),
+                                          (2, 1, 300, 256, 256)])
+@pytest.mark.parametrize("gate_scale", [1.0, 10.0])
+def test_cuda_chunkwise_matches_reference(B, H, T, Dqk, Dv, gate_scale):
+    """The chunkwise kernels (outputs, final state, gradients of every input and of the initial state) against
+    the PyTorch chunkwise form in float64, with the bars of test_cuda_emulated.py (same kernels, on the CPU)."""
+    from tests.ops.test_cuda_emulated import chunk_inputs
+
+    inputs, state = chunk_inputs(B, H, T, Dqk, Dv, gate_scale, True)
+    inputs, state = [x.to(CUDA) for x in inputs], [s.to(CUDA) for s in state]
+    weights = [torch.randn(B, H, T, Dv, device=CUDA), torch.randn(B, H, Dqk, Dv, device=CUDA),
+               torch.randn(B, H, Dqk, device=CUDA)]
+
+    def run(backend, dtype):
+        leaves = [x.to(dtype).requires_grad_() for x in inputs + state]
+        h, st = ops.mlstm(*leaves[:5], ops.MLSTMState(*leaves[5:]), backend=backend)
+        ((h * weights[0].to(dtype)).sum() + (st.C * weights[1].to(st.C.dtype)).sum()
+         + (st.n * weights[2].to(st.n.dtype)).sum()).backward()
+        return [h.detach(), *(s.detach() for s in st)], [x.grad for x in leaves]
+
+    (o_ref, g_ref), (o_32, g_32), (o_c, g_c) = run("torch", torch.float64), run("torch", torch.float32), run(
+        "cuda", torch.float32)
+    for name, a, b, r in zip(["h", "C", "n", "m"], o_c, o_32, o_ref):
+        assert rel_err(a, r) <= max(5e-5, 10 * rel_err(b, r)), name
+    scale = max(g.abs().max().item() for g in g_ref)
+    for name, a, b, r in zip(["q", "k", "v", "igate", "fgate", "C0", "n0", "m0"], g_c, g_32, g_ref):
+        floor = (1.0 if name.endswith("gate") or name == "m0" or gate_scale > 1 else 1e-2) * scale
+        assert rel_err(a, r, floor) <= max(5e-5, 10 * rel_err(b, r, floor)), name

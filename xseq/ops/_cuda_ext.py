@@ -19,7 +19,8 @@ def load(stem: str):
             raise ImportError(f"the CUDA sources are not at {SRC} (install xseq from a source checkout)")
         from torch.utils.cpp_extension import load as jit_load
 
-        _BUILT[stem] = jit_load(name=f"xseq_{stem}_cuda", sources=[str(binding), str(kernels)],
+        units = [kernels, *sorted(SRC.glob(f"{stem}_*_kernels.cu"))]  # e.g. mlstm_chunk_kernels.cu
+        _BUILT[stem] = jit_load(name=f"xseq_{stem}_cuda", sources=[str(binding), *map(str, units)],
                                 extra_cflags=["-O3", "-std=c++17"], extra_cuda_cflags=["-O3", "-std=c++17"])
     return _BUILT[stem]
 

@@ -145,7 +145,28 @@ def _mlstm_step_cuda(q, k, v, igate, fgate, state):
     return h.to(v.dtype), state
 
 
+def _mlstm_cuda(q, k, v, igate, fgate, state, *, mode, chunk_size):
+    """The chunkwise CUDA kernels (mlstm_cuda.py, chunks of 64 steps: chunk_size tunes the PyTorch form only):
+    bfloat16 when v is bfloat16, else float32; an explicit mode other than "chunkwise", float64, Dqk over 256
+    and a failed build (one warning) take the PyTorch path."""
+    from ._cuda_ext import usable
+    from .mlstm_cuda import MAX_DQK, mlstm_chunkwise_cuda
+
+    if (mode not in ("auto", "chunkwise") or compute_dtype(q, k, v, igate, fgate) != torch.float32
+            or q.shape[-1] > MAX_DQK or not usable("mlstm", "mLSTM")):
+        return _mlstm_torch(q, k, v, igate, fgate, state, mode=mode, chunk_size=chunk_size)
+    if state is None:
+        state = mlstm_ref.zero_state(q.float(), v.float())
+    else:
+        state = MLSTMState(*(s.float() for s in state))
+    dt = torch.bfloat16 if v.dtype == torch.bfloat16 else torch.float32
+    h, state = mlstm_chunkwise_cuda(q, k, v, igate, fgate, state, dt)
+    return h.to(v.dtype), state
+
+
 register_backend("mlstm", "torch", _mlstm_torch)
+register_backend("mlstm", "cuda", _mlstm_cuda, available=lambda device: device.type == "cuda",
+                 priority=CUDA_PRIORITY)
 register_backend("mlstm_step", "torch", _mlstm_step_torch)
 register_backend("mlstm_step", "cuda", _mlstm_step_cuda, available=lambda device: device.type == "cuda",
                  priority=CUDA_PRIORITY)

@@ -1,12 +1,18 @@
-"""Fused mLSTM step for CUDA (csrc/cuda/mlstm_kernels.cu): generation and streaming without autograd, one
-kernel per step instead of a dozen PyTorch ops. JIT-compiled with ninja at first use (torch's extension
-cache). The chunkwise training kernels are not written yet; sequences run the PyTorch chunkwise form."""
+"""mLSTM on CUDA: the fused step (csrc/cuda/mlstm_kernels.cu) for generation and streaming without autograd,
+one kernel per step instead of a dozen PyTorch ops; and the chunkwise forward and backward over sequences
+(csrc/cuda/mlstm_chunk_kernels.cu), wired into autograd here. JIT-compiled with ninja at first use (torch's
+extension cache)."""
 from __future__ import annotations
+
+import math
 
 import torch
 
 from ._cuda_ext import load
 from ._state import MLSTMState
+
+
+MAX_DQK = 256  # kMLSTMMaxDqk in csrc/cuda/mlstm_kernels.h
 
 
 def extension():
@@ -18,4 +24,59 @@ def mlstm_step_cuda(q, k, v, igate, fgate, state: MLSTMState, dtype: torch.dtype
     float32. Returns h (B, H, Dv) in `dtype` and a new MLSTMState (the given one is left unchanged)."""
     C, n, m = (s.float().contiguous().clone() for s in state)
     h = extension().step(*(x.to(dtype).contiguous() for x in (q, k, v, igate, fgate)), C, n, m)
+    return h, MLSTMState(C, n, m)
+
+
+def _revcumsum(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1).cumsum(-1).flip(-1)
+
+
+class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
+    """The chunkwise kernels (csrc/cuda/mlstm_chunk_kernels.cu) in autograd. The kernels return dq, dk and dv;
+    the gate gradients follow from them exactly, because every log gate weight multiplies a q.k product:
+    d itil_j = k_j . dk_j, and d log f_s = sum_{t >= s} q_t . dq_t - sum_{j >= s} k_j . dk_j + <dC_T, C_T> +
+    <dn_T, n_T> (the last two: the final state's share). The initial m gets <dC_0, C_0> + <dn_0, n_0>."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, igate, fgate, C0, n0, m0):
+        keep = any(ctx.needs_input_grad)
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        ks = k.detach().contiguous()  # unscaled: the kernels scale it in float32
+        C = C0.detach().float().contiguous().clone()
+        h, n, m, hf, Cin, nin, m_in, mrow, den = extension().chunk_forward(
+            q.detach().contiguous(), ks, v.detach().contiguous(), igate.detach().contiguous(),
+            fgate.detach().contiguous(), C, n0.detach().float().contiguous(), m0.detach().float().contiguous(), keep)
+        if keep:
+            ctx.save_for_backward(q, ks, v, igate, fgate, hf, Cin, nin, m_in, mrow, den, C, n, m, C0, n0)
+            ctx.scale = scale
+        ctx.mark_non_differentiable(m)
+        return h, C, n, m
+
+    @staticmethod
+    def backward(ctx, dh, dC_T, dn_T, _dm_T):
+        q, ks, v, igate, fgate, hf, Cin, nin, m_in, mrow, den, C_T, n_T, m_T, C0, n0 = ctx.saved_tensors
+        dh = torch.zeros_like(hf) if dh is None else dh.float().contiguous()
+        dC = torch.zeros_like(C_T) if dC_T is None else dC_T.float().contiguous().clone()
+        dn = torch.zeros_like(n_T) if dn_T is None else dn_T.float().contiguous().clone()
+        final_share = (dC * C_T).sum((-1, -2)) + (dn * n_T).sum(-1)  # (B, H)
+        ddot = (dh * hf).sum(-1)
+        dq, dks, dv = extension().chunk_backward(q.detach().contiguous(), ks.detach(), v.detach().contiguous(),
+                                                 igate.detach().contiguous(), fgate.detach().contiguous(), dh,
+                                                 ddot, mrow, den, Cin, nin, m_in, m_T, dC, dn)
+        # in float64: the sums cancel where a gate barely matters, and float32 running sums over T would
+        # leave their rounding in those small gradients (O(B H T) work, negligible beside the kernels)
+        dig = (ks.double() * ctx.scale * dks.double()).sum(-1)
+        dlogf = (_revcumsum((q.double() * dq.double()).sum(-1)) - _revcumsum(dig)
+                 + final_share.double().unsqueeze(-1))
+        dfg = dlogf * torch.sigmoid(-fgate.double())
+        C0f = torch.nan_to_num(C0.float(), nan=0.0)
+        dm0 = (dC * C0f).sum((-1, -2)) + (dn * n0.float()).sum(-1)
+        return (dq.to(q.dtype), (dks * ctx.scale).to(ks.dtype), dv.to(v.dtype), dig.to(igate.dtype),
+                dfg.to(fgate.dtype), dC.to(C0.dtype), dn.to(n0.dtype), dm0.to(C0.dtype))
+
+
+def mlstm_chunkwise_cuda(q, k, v, igate, fgate, state: MLSTMState, dtype: torch.dtype):
+    """q, k (B, H, T, Dqk) unscaled, v (B, H, T, Dv), gates (B, H, T), run in `dtype` (float32 or bfloat16);
+    state float32. Returns h (B, H, T, Dv) in `dtype` and the final MLSTMState (float32)."""
+    h, C, n, m = _ChunkwiseMLSTMCUDA.apply(*(x.to(dtype) for x in (q, k, v, igate, fgate)), *state)
     return h, MLSTMState(C, n, m)

@@ -4,8 +4,9 @@
 // after another, and a fiber runs until it reaches a barrier (__syncthreads, __syncwarp, a shuffle, a
 // warp-wide matrix op) or exits. What it does catch:
 //   - wrong indexing, wrong math, wrong reductions: the kernels' outputs are compared with the reference;
-//   - missing barriers: the order in which fibers run between barriers is selectable (forward, reverse,
-//     seeded shuffle); a race on shared memory shows up as results that depend on that order;
+//   - missing barriers and races between blocks: the order in which fibers run between barriers, and the
+//     order of the blocks, is selectable (forward, reverse, seeded shuffle); a race on shared memory, or a
+//     block reading what another block of the same launch writes, shows up as results that depend on it;
 //   - barriers not reached by every live thread (deadlock), warp ops mixed with block barriers in one warp,
 //     shuffles that read an exited lane, launch configurations the hardware refuses (more than 1024
 //     threads, dynamic shared memory over 48 KB without the opt-in attribute or over the opt-in limit);
@@ -209,13 +210,19 @@ inline void launch(const void* kernel, dim3 grid, dim3 block, size_t smem, const
   e.body = &body;
   e.grid = grid;
   e.block = block;
+  // blocks run one at a time, in the same order as the fibers: a block that reads what another block of
+  // the same launch writes gives results that depend on the order
+  std::vector<dim3> blocks;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        e.bid = dim3(x, y, z);
-        e.smem.assign(smem, 0xFF);  // NaN bytes: reading shared memory nobody wrote shows up in the results
-        if (!run_block(e, rng)) return;
-      }
+      for (unsigned x = 0; x < grid.x; ++x) blocks.emplace_back(x, y, z);
+  if (e.order == Order::reverse) std::reverse(blocks.begin(), blocks.end());
+  if (e.order == Order::shuffle) std::shuffle(blocks.begin(), blocks.end(), rng);
+  for (const dim3& b : blocks) {
+    e.bid = b;
+    e.smem.assign(smem, 0xFF);  // NaN bytes: reading shared memory nobody wrote shows up in the results
+    if (!run_block(e, rng)) return;
+  }
   e.cur = nullptr;
 }
 

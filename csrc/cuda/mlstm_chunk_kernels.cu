@@ -1,0 +1,454 @@
+// Chunkwise mLSTM forward and backward (kernel-only translation unit; interface in mlstm_kernels.h). Same
+// math as xseq/ops/mlstm_chunkwise.py: the sequence is cut into chunks of kChunk steps; the state (C, n, m)
+// is carried across chunks by the recurrence (eqs 9-10 and 46-48, one step per chunk), and each chunk's
+// output is the stabilised parallel form (eqs 76-83) plus the contribution of the state it started from.
+//
+// Four kernels, each a plain float32 SIMT version (the tensor-core version is the next step, see NOTES.md):
+//   state_fwd  (B*H, Dv tiles): walks the chunks in order, keeps a Dqk x kBV tile of C in registers, stores
+//              the state entering every chunk;
+//   out_fwd    (B*H, chunks):   every chunk at once: the intra-chunk attention-like part and the incoming
+//              state's part, and the row stabiliser and denominator the backward pass needs;
+//   state_bwd  (B*H, Dv tiles): walks the chunks backwards with the gradient of the state after each chunk;
+//   grad       (B*H, chunks):   dq, dk, dv of every chunk from the saved states and state gradients.
+// The gate gradients follow from dq and dk in a few O(T) tensor ops (xseq/ops/mlstm_cuda.py).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "common.cuh"
+#include "mlstm_kernels.h"
+
+namespace xseq {
+namespace {
+
+constexpr int kChunk = kMLSTMChunk;            // steps per chunk
+constexpr int kBV = 64;                        // columns of C per block in the state kernels
+constexpr int kThreads = 256;
+constexpr int kRegs = kMLSTMMaxDqk * kBV / kThreads;  // C elements per thread in the state kernels
+
+struct Dims {
+  int H, T, Dqk, Dv, NC;
+  float scale;  // 1/sqrt(Dqk), applied to k as it is loaded (in float32, also for bfloat16 inputs)
+};
+
+__device__ __forceinline__ int chunk_len(const Dims& d, int c) { return min(kChunk, d.T - c * kChunk); }
+
+// Per-chunk gate quantities in shared memory, computed by one thread in sequence order:
+//   logf[t] = log sigmoid(ftil_t); a[t] = sum_{s <= t} logf[s]; to_end[j] = sum_{s > j} logf[s] + itil_j.
+template <typename T>
+__device__ void chunk_gates(const T* ig, const T* fg, size_t base, int Lc, float* igs, float* logf, float* a,
+                            float* to_end) {
+  for (int t = threadIdx.x; t < Lc; t += blockDim.x) {
+    igs[t] = to_float(ig[base + t]);
+    logf[t] = log_sigmoid(to_float(fg[base + t]));
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.f;
+    for (int t = 0; t < Lc; ++t) a[t] = (s += logf[t]);
+    s = 0.f;
+    for (int j = Lc - 1; j >= 0; --j) {
+      to_end[j] = s + igs[j];
+      s += logf[j];
+    }
+  }
+  __syncthreads();
+}
+
+// Row t of the intra-chunk log weights, Dtil[t, j] = sum_{j < s <= t} logf[s] + itil_j (eqs 76-79), summed
+// per segment for precision, written to row[j] for j <= t; returns their maximum.
+__device__ __forceinline__ float dtil_row(int t, const float* igs, const float* logf, float* row) {
+  float s = 0.f, mx = -INFINITY;
+  for (int j = t; j >= 0; --j) {
+    const float d = s + igs[j];
+    row[j] = d;
+    mx = fmaxf(mx, d);
+    s += logf[j];
+  }
+  return mx;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
+                 const T* __restrict__ fg, float* __restrict__ C, const float* __restrict__ n,
+                 const float* __restrict__ m, float* __restrict__ n_out, float* __restrict__ m_out,
+                 float* __restrict__ Cin, float* __restrict__ nin, float* __restrict__ min_, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* ks = sm;                        // (kChunk, Dqk)
+  float* vs = ks + kChunk * d.Dqk;       // (kChunk, kBV)
+  float* igs = vs + kChunk * kBV;        // (kChunk)
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* w = a + kChunk;                 // to_end, then the weights exp(to_end - loc)
+  float* sc = w + kChunk;                // scalars: f, i, m_new
+  const int bh = blockIdx.x, e0 = blockIdx.y * kBV, tid = threadIdx.x;
+  const bool lead = blockIdx.y == 0;     // the block that also owns n and m
+  float rC[kRegs];
+  float* Cg = C + (size_t)bh * d.Dqk * d.Dv;
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    rC[r] = (dd < d.Dqk && e < d.Dv) ? Cg[(size_t)dd * d.Dv + e] : 0.f;
+  }
+  float rn = tid < d.Dqk ? n[(size_t)bh * d.Dqk + tid] : 0.f;
+  float mm = m[bh];
+  for (int c = 0; c < d.NC; ++c) {
+    const int Lc = chunk_len(d, c);
+    const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk;
+    chunk_gates(ig, fg, t0, Lc, igs, logf, a, w);
+    if (tid == 0) {  // eqs 46-48 with one step per chunk; the chunk's own stabiliser is loc = max to_end
+      float loc = -INFINITY;
+      for (int j = 0; j < Lc; ++j) loc = fmaxf(loc, w[j]);
+      for (int j = 0; j < Lc; ++j) w[j] = expf(w[j] - loc);
+      const float g = a[Lc - 1], m_new = fmaxf(g + mm, loc);
+      sc[0] = expf(g + mm - m_new);
+      sc[1] = expf(loc - m_new);
+      sc[2] = m_new;
+    }
+    for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
+    for (int u = tid; u < Lc * kBV; u += kThreads) {
+      const int j = u / kBV, e = e0 + u % kBV;
+      vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
+    }
+    __syncthreads();
+    // the state entering chunk c, then C = f C + i sum_j w_j k_j v_j^T and n = f n + i sum_j w_j k_j
+    const size_t cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+    const float f = sc[0], i = sc[1];
+#pragma unroll
+    for (int r = 0; r < kRegs; ++r) {
+      const int u = tid + r * kThreads, dd = u / kBV, ee = u % kBV;
+      if (dd < d.Dqk) {
+        if (e0 + ee < d.Dv) Cin[(cbase + dd) * d.Dv + e0 + ee] = rC[r];
+        float acc = 0.f;
+        for (int j = 0; j < Lc; ++j) acc += w[j] * ks[j * d.Dqk + dd] * vs[j * kBV + ee];
+        rC[r] = f * rC[r] + i * acc;
+      }
+    }
+    if (tid < d.Dqk) {
+      if (lead) nin[cbase + tid] = rn;
+      float acc = 0.f;
+      for (int j = 0; j < Lc; ++j) acc += w[j] * ks[j * d.Dqk + tid];
+      rn = f * rn + i * acc;
+    }
+    if (lead && tid == 0) min_[(size_t)bh * d.NC + c] = mm;
+    mm = sc[2];
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    if (dd < d.Dqk && e < d.Dv) Cg[(size_t)dd * d.Dv + e] = rC[r];
+  }
+  if (lead) {  // into separate buffers: the other column blocks of this head read the initial n and m
+    if (tid < d.Dqk) n_out[(size_t)bh * d.Dqk + tid] = rn;
+    if (tid == 0) m_out[bh] = mm;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+out_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
+               const T* __restrict__ fg, const float* __restrict__ Cin, const float* __restrict__ nin,
+               const float* __restrict__ min_, T* __restrict__ h, float* __restrict__ hf,
+               float* __restrict__ mrow, float* __restrict__ den, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* qs = sm;                       // (kChunk, Dqk)
+  float* ks = qs + kChunk * d.Dqk;      // (kChunk, Dqk)
+  float* P = ks + kChunk * d.Dqk;       // (kChunk, kChunk): Dtil, then Ct = (q k^T) exp(Dtil - m_row)
+  float* igs = P + kChunk * kChunk;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* to_end = a + kChunk;
+  float* mr = to_end + kChunk;          // m_row
+  float* w0 = mr + kChunk;              // weight of the incoming state in row t
+  float* nrm = w0 + kChunk;             // max(|den|, exp(-m_row))
+  const int bh = blockIdx.x, c = blockIdx.y, tid = threadIdx.x, Lc = chunk_len(d, c);
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+  const float mi = min_[(size_t)bh * d.NC + c];
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, to_end);
+  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
+    qs[u] = to_float(q[t0 * d.Dqk + u]);
+    ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
+  }
+  for (int t = tid; t < Lc; t += kThreads) {
+    const float logw = a[t] + mi;  // the incoming state's log weight in row t
+    const float mx = fmaxf(dtil_row(t, igs, logf, P + t * kChunk), logw);
+    mr[t] = mx;
+    w0[t] = expf(logw - mx);
+  }
+  __syncthreads();
+  for (int u = tid; u < Lc * kChunk; u += kThreads) {
+    const int t = u / kChunk, j = u % kChunk;
+    float ct = 0.f;
+    if (j <= t) {
+      float qk = 0.f;
+      for (int dd = 0; dd < d.Dqk; ++dd) qk += qs[t * d.Dqk + dd] * ks[j * d.Dqk + dd];
+      ct = qk * expf(P[u] - mr[t]);
+    }
+    P[u] = ct;
+  }
+  __syncthreads();
+  for (int t = tid; t < Lc; t += kThreads) {  // eq 11 with the stabilised lower bound
+    float s = 0.f, qn = 0.f;
+    for (int j = 0; j <= t; ++j) s += P[t * kChunk + j];
+    for (int dd = 0; dd < d.Dqk; ++dd) qn += qs[t * d.Dqk + dd] * nin[cbase + dd];
+    const float dn_ = s + w0[t] * qn;
+    nrm[t] = fmaxf(fabsf(dn_), expf(-mr[t]));
+    mrow[t0 + t] = mr[t];
+    den[t0 + t] = dn_;
+  }
+  __syncthreads();
+  const float* Cc = Cin + cbase * d.Dv;
+  for (int u = tid; u < Lc * d.Dv; u += kThreads) {
+    const int t = u / d.Dv, e = u % d.Dv;
+    float num = 0.f, qc = 0.f;
+    for (int j = 0; j <= t; ++j) num += P[t * kChunk + j] * to_float(v[(t0 + j) * d.Dv + e]);
+    for (int dd = 0; dd < d.Dqk; ++dd) qc += qs[t * d.Dqk + dd] * Cc[(size_t)dd * d.Dv + e];
+    const float out = (num + w0[t] * qc) / nrm[t];
+    h[(t0 + t) * d.Dv + e] = from_float<T>(out);
+    if (hf) hf[(t0 + t) * d.Dv + e] = out;
+  }
+}
+
+// Row coefficients of the backward pass: norm, w0, and dd = d loss / d den (zero where the lower bound won).
+struct RowGrad {
+  float nrm, w0, dd;
+};
+
+__device__ __forceinline__ RowGrad row_grad(float a_t, float mi, float mrow, float den, float ddot) {
+  RowGrad r;
+  const float lb = expf(-mrow);
+  r.nrm = fmaxf(fabsf(den), lb);
+  r.w0 = expf(a_t + mi - mrow);
+  // h = num / |den|: d loss / d den = -(dh . h) / |den| * sign(den)
+  r.dd = fabsf(den) > lb ? -ddot / r.nrm * (den > 0.f ? 1.f : -1.f) : 0.f;
+  return r;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float* __restrict__ dh,
+                 const float* __restrict__ ddot, const float* __restrict__ mrow, const float* __restrict__ den,
+                 const float* __restrict__ min_, const float* __restrict__ m_last, float* __restrict__ dC,
+                 float* __restrict__ dn, float* __restrict__ dCs, float* __restrict__ dns, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* qs = sm;                       // (kChunk, Dqk)
+  float* gs = qs + kChunk * d.Dqk;      // (kChunk, kBV): w0_t dh_t / norm_t
+  float* logf = gs + kChunk * kBV;
+  float* a = logf + kChunk;
+  float* wd = a + kChunk;               // w0_t dd_t
+  float* sc = wd + kChunk;
+  const int bh = blockIdx.x, e0 = blockIdx.y * kBV, tid = threadIdx.x;
+  const bool lead = blockIdx.y == 0;
+  float rC[kRegs];
+  float* dCg = dC + (size_t)bh * d.Dqk * d.Dv;
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    rC[r] = (dd < d.Dqk && e < d.Dv) ? dCg[(size_t)dd * d.Dv + e] : 0.f;
+  }
+  float rn = tid < d.Dqk ? dn[(size_t)bh * d.Dqk + tid] : 0.f;
+  for (int c = d.NC - 1; c >= 0; --c) {
+    const int Lc = chunk_len(d, c);
+    const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+    // the gradient of the state after chunk c (what chunk c's writers feed)
+#pragma unroll
+    for (int r = 0; r < kRegs; ++r) {
+      const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+      if (dd < d.Dqk && e < d.Dv) dCs[(cbase + dd) * d.Dv + e] = rC[r];
+    }
+    if (lead && tid < d.Dqk) dns[cbase + tid] = rn;
+    for (int t = tid; t < Lc; t += kThreads) logf[t] = log_sigmoid(to_float(fg[t0 + t]));
+    __syncthreads();
+    const float mi = min_[(size_t)bh * d.NC + c];
+    if (tid == 0) {
+      float s = 0.f;
+      for (int t = 0; t < Lc; ++t) a[t] = (s += logf[t]);
+      const float m_after = c + 1 < d.NC ? min_[(size_t)bh * d.NC + c + 1] : m_last[bh];
+      sc[0] = expf(s + mi - m_after);  // the chunk's f: C_after = f C_in + i C_add
+    }
+    __syncthreads();
+    for (int t = tid; t < Lc; t += kThreads) {
+      const RowGrad rg = row_grad(a[t], mi, mrow[t0 + t], den[t0 + t], ddot[t0 + t]);
+      wd[t] = rg.w0 * rg.dd;
+      a[t] = rg.w0 / rg.nrm;  // a[] is free again: the scale of dh_t
+    }
+    for (int u = tid; u < Lc * d.Dqk; u += kThreads) qs[u] = to_float(q[t0 * d.Dqk + u]);
+    __syncthreads();
+    for (int u = tid; u < Lc * kBV; u += kThreads) {
+      const int t = u / kBV, e = e0 + u % kBV;
+      gs[u] = e < d.Dv ? a[t] * dh[(t0 + t) * d.Dv + e] : 0.f;
+    }
+    __syncthreads();
+    // dC_in = f dC_after + sum_t q_t (w0_t dh_t / norm_t)^T, dn_in = f dn_after + sum_t w0_t dd_t q_t
+    const float f = sc[0];
+#pragma unroll
+    for (int r = 0; r < kRegs; ++r) {
+      const int u = tid + r * kThreads, dd = u / kBV, ee = u % kBV;
+      if (dd < d.Dqk) {
+        float acc = 0.f;
+        for (int t = 0; t < Lc; ++t) acc += qs[t * d.Dqk + dd] * gs[t * kBV + ee];
+        rC[r] = f * rC[r] + acc;
+      }
+    }
+    if (tid < d.Dqk) {
+      float acc = 0.f;
+      for (int t = 0; t < Lc; ++t) acc += wd[t] * qs[t * d.Dqk + tid];
+      rn = f * rn + acc;
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    if (dd < d.Dqk && e < d.Dv) dCg[(size_t)dd * d.Dv + e] = rC[r];
+  }
+  if (lead && tid < d.Dqk) dn[(size_t)bh * d.Dqk + tid] = rn;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+grad_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
+            const T* __restrict__ fg, const float* __restrict__ dh, const float* __restrict__ ddot,
+            const float* __restrict__ mrow, const float* __restrict__ den, const float* __restrict__ Cin,
+            const float* __restrict__ nin, const float* __restrict__ min_, const float* __restrict__ m_last,
+            const float* __restrict__ dCs, const float* __restrict__ dns, float* __restrict__ dq,
+            float* __restrict__ dk, float* __restrict__ dv, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* qs = sm;                       // (kChunk, Dqk)
+  float* ks = qs + kChunk * d.Dqk;      // (kChunk, Dqk)
+  float* P = ks + kChunk * d.Dqk;       // (kChunk, kChunk): exp(Dtil - m_row), then Ct
+  float* S = P + kChunk * kChunk;       // (kChunk, kChunk): q k^T, then dS = dCt * exp(Dtil - m_row)
+  float* igs = S + kChunk * kChunk;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* E = a + kChunk;                // to_end, then the writer weights exp(to_end - m_after)
+  float* rs = E + kChunk;               // 1 / norm_t
+  float* w0 = rs + kChunk;
+  float* dds = w0 + kChunk;
+  const int bh = blockIdx.x, c = blockIdx.y, tid = threadIdx.x, Lc = chunk_len(d, c);
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+  const float mi = min_[(size_t)bh * d.NC + c];
+  const float m_after = c + 1 < d.NC ? min_[(size_t)bh * d.NC + c + 1] : m_last[bh];
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, E);
+  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
+    qs[u] = to_float(q[t0 * d.Dqk + u]);
+    ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
+  }
+  for (int t = tid; t < Lc; t += kThreads) {
+    const float mr = mrow[t0 + t];
+    float* row = P + t * kChunk;
+    dtil_row(t, igs, logf, row);
+    for (int j = 0; j < kChunk; ++j) row[j] = j <= t ? expf(row[j] - mr) : 0.f;
+    const RowGrad rg = row_grad(a[t], mi, mr, den[t0 + t], ddot[t0 + t]);
+    rs[t] = 1.f / rg.nrm;
+    w0[t] = rg.w0;
+    dds[t] = rg.dd;
+    E[t] = expf(E[t] - m_after);
+  }
+  __syncthreads();
+  for (int u = tid; u < Lc * kChunk; u += kThreads) {
+    const int t = u / kChunk, j = u % kChunk;
+    float qk = 0.f, dnv = 0.f;
+    if (j <= t) {
+      for (int dd = 0; dd < d.Dqk; ++dd) qk += qs[t * d.Dqk + dd] * ks[j * d.Dqk + dd];
+      for (int e = 0; e < d.Dv; ++e) dnv += dh[(t0 + t) * d.Dv + e] * to_float(v[(t0 + j) * d.Dv + e]);
+    }
+    const float p = P[u];
+    // dCt = dN_t . v_j + dd_t with dN_t = dh_t / norm_t; Ct = qk p; dS = dCt p
+    S[u] = j <= t ? (dnv * rs[t] + dds[t]) * p : 0.f;
+    P[u] = qk * p;
+  }
+  __syncthreads();
+  const float* Cc = Cin + cbase * d.Dv;
+  const float* dCc = dCs + cbase * d.Dv;
+  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
+    const int t = u / d.Dqk, dd = u % d.Dqk;  // t is a reader for dq and a writer for dk
+    float aq = 0.f, ak = 0.f, cq = 0.f, ck = 0.f;
+    for (int j = 0; j <= t; ++j) aq += S[t * kChunk + j] * ks[j * d.Dqk + dd];
+    for (int r = t; r < Lc; ++r) ak += S[r * kChunk + t] * qs[r * d.Dqk + dd];
+    for (int e = 0; e < d.Dv; ++e) {
+      cq += Cc[(size_t)dd * d.Dv + e] * dh[(t0 + t) * d.Dv + e];
+      ck += dCc[(size_t)dd * d.Dv + e] * to_float(v[(t0 + t) * d.Dv + e]);
+    }
+    dq[(t0 + t) * d.Dqk + dd] = aq + w0[t] * (cq * rs[t] + dds[t] * nin[cbase + dd]);
+    dk[(t0 + t) * d.Dqk + dd] = ak + E[t] * (ck + dns[cbase + dd]);
+  }
+  for (int u = tid; u < Lc * d.Dv; u += kThreads) {
+    const int j = u / d.Dv, e = u % d.Dv;
+    float av = 0.f, cv = 0.f;
+    for (int t = j; t < Lc; ++t) av += P[t * kChunk + j] * dh[(t0 + t) * d.Dv + e] * rs[t];
+    for (int dd = 0; dd < d.Dqk; ++dd) cv += dCc[(size_t)dd * d.Dv + e] * ks[j * d.Dqk + dd];
+    dv[(t0 + j) * d.Dv + e] = av + E[j] * cv;
+  }
+}
+
+cudaError_t smem_optin(const void* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  int dev = 0, limit = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (err != cudaSuccess) return err;
+  if (bytes > (size_t)limit) return cudaErrorInvalidValue;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+}
+
+size_t state_smem(int Dqk) { return ((size_t)kChunk * Dqk + kChunk * kBV + 4 * kChunk + 4) * sizeof(float); }
+size_t out_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + kChunk * kChunk + 7 * kChunk) * sizeof(float); }
+size_t grad_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + 2 * kChunk * kChunk + 7 * kChunk) * sizeof(float); }
+
+bool bad_dims(int B, int H, int T, int Dqk, int Dv) {
+  return B < 1 || H < 1 || T < 1 || Dqk < 1 || Dv < 1 || Dqk > kMLSTMMaxDqk;
+}
+
+template <typename T>
+cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
+  const Dims d{H, T_, Dqk, Dv, (T_ + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
+  const T *q = static_cast<const T*>(a.q), *k = static_cast<const T*>(a.k), *v = static_cast<const T*>(a.v);
+  const T *ig = static_cast<const T*>(a.igate), *fg = static_cast<const T*>(a.fgate);
+  auto k1 = state_fwd_kernel<T>;
+  auto k2 = out_fwd_kernel<T>;
+  cudaError_t err;
+  if ((err = smem_optin((const void*)k1, state_smem(Dqk))) != cudaSuccess) return err;
+  if ((err = smem_optin((const void*)k2, out_smem(Dqk))) != cudaSuccess) return err;
+  XSEQ_LAUNCH(k1, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
+      k, v, ig, fg, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min, d);
+  XSEQ_LAUNCH(k2, dim3(B * H, d.NC), dim3(kThreads), out_smem(Dqk), stream)(
+      q, k, v, ig, fg, a.Cin, a.nin, a.min, static_cast<T*>(a.h), a.hf, a.mrow, a.den, d);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
+  const Dims d{H, T_, Dqk, Dv, (T_ + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
+  const T *q = static_cast<const T*>(a.q), *k = static_cast<const T*>(a.k), *v = static_cast<const T*>(a.v);
+  const T *ig = static_cast<const T*>(a.igate), *fg = static_cast<const T*>(a.fgate);
+  auto k3 = state_bwd_kernel<T>;
+  auto k4 = grad_kernel<T>;
+  cudaError_t err;
+  if ((err = smem_optin((const void*)k3, state_smem(Dqk))) != cudaSuccess) return err;
+  if ((err = smem_optin((const void*)k4, grad_smem(Dqk))) != cudaSuccess) return err;
+  XSEQ_LAUNCH(k3, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
+      q, fg, a.dh, a.ddot, a.mrow, a.den, a.min, a.m_last, a.dC, a.dn, a.dCs, a.dns, d);
+  XSEQ_LAUNCH(k4, dim3(B * H, d.NC), dim3(kThreads), grad_smem(Dqk), stream)(
+      q, k, v, ig, fg, a.dh, a.ddot, a.mrow, a.den, a.Cin, a.nin, a.min, a.m_last, a.dCs, a.dns, a.dq, a.dk, a.dv, d);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
+                                cudaStream_t stream) {
+  if (bad_dims(B, H, T, Dqk, Dv)) return cudaErrorInvalidValue;
+  return dt == MDType::f32 ? forward_impl<float>(args, B, H, T, Dqk, Dv, stream)
+                           : forward_impl<__nv_bfloat16>(args, B, H, T, Dqk, Dv, stream);
+}
+
+cudaError_t mlstm_chunk_backward(MDType dt, const MLSTMChunkBwd& args, int B, int H, int T, int Dqk, int Dv,
+                                 cudaStream_t stream) {
+  if (bad_dims(B, H, T, Dqk, Dv)) return cudaErrorInvalidValue;
+  return dt == MDType::f32 ? backward_impl<float>(args, B, H, T, Dqk, Dv, stream)
+                           : backward_impl<__nv_bfloat16>(args, B, H, T, Dqk, Dv, stream);
+}
+
+}  // namespace xseq
