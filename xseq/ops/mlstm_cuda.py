@@ -38,8 +38,7 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
     <dn_T, n_T> (the last two: the final state's share). The initial m gets <dC_0, C_0> + <dn_0, n_0>."""
 
     @staticmethod
-    def forward(ctx, q, k, v, igate, fgate, C0, n0, m0):
-        keep = any(ctx.needs_input_grad)
+    def forward(ctx, q, k, v, igate, fgate, C0, n0, m0, keep: bool):
         scale = 1.0 / math.sqrt(q.shape[-1])
         ks = k.detach().contiguous()  # unscaled: the kernels scale it in float32
         C = C0.detach().float().contiguous().clone()
@@ -72,11 +71,14 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
         C0f = torch.nan_to_num(C0.float(), nan=0.0)
         dm0 = (dC * C0f).sum((-1, -2)) + (dn * n0.float()).sum(-1)
         return (dq.to(q.dtype), (dks * ctx.scale).to(ks.dtype), dv.to(v.dtype), dig.to(igate.dtype),
-                dfg.to(fgate.dtype), dC.to(C0.dtype), dn.to(n0.dtype), dm0.to(C0.dtype))
+                dfg.to(fgate.dtype), dC.to(C0.dtype), dn.to(n0.dtype), dm0.to(C0.dtype), None)
 
 
 def mlstm_chunkwise_cuda(q, k, v, igate, fgate, state: MLSTMState, dtype: torch.dtype):
     """q, k (B, H, T, Dqk) unscaled, v (B, H, T, Dv), gates (B, H, T), run in `dtype` (float32 or bfloat16);
     state float32. Returns h (B, H, T, Dv) in `dtype` and the final MLSTMState (float32)."""
-    h, C, n, m = _ChunkwiseMLSTMCUDA.apply(*(x.to(dtype) for x in (q, k, v, igate, fgate)), *state)
+    inputs = [x.to(dtype) for x in (q, k, v, igate, fgate)]
+    # what the backward pass needs is kept only where a gradient can be asked for
+    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (*inputs, *state))
+    h, C, n, m = _ChunkwiseMLSTMCUDA.apply(*inputs, *state, keep)
     return h, MLSTMState(C, n, m)
