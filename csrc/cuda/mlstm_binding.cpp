@@ -48,11 +48,11 @@ float* f32(torch::Tensor& x) { return x.data_ptr<float>(); }
 const float* cf32(const torch::Tensor& x) { return x.data_ptr<float>(); }
 
 // Chunkwise forward. q, k (B, H, T, Dqk) (k unscaled), v (B, H, T, Dv), igate, fgate (B, H, T) of one dtype;
-// C (B, H, Dqk, Dv) float32, overwritten with the final C; n, m float32 (read only). Returns h, the final n and m,
-// the float32 copy of h (with keep, else empty) and the saved Cin, nin, min, mrow, den.
+// C (B, H, Dqk, Dv) float32, overwritten with the final C; n, m float32 (read only); simt: bfloat16 without tensor
+// cores. Returns h, the final n and m, and the saved Cin, nin, min, mrow, den.
 std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
                                          torch::Tensor fgate, torch::Tensor C, torch::Tensor n, torch::Tensor m,
-                                         bool keep) {
+                                         bool simt) {
   const auto dt = mdtype(v);
   for (auto* x : {&q, &k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
   for (auto* x : {&C, &n, &m}) check(*x, "state", torch::kFloat32);
@@ -61,37 +61,36 @@ std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch
   const c10::cuda::CUDAGuard guard(q.device());
   auto o = q.options().dtype(torch::kFloat32);
   auto h = torch::empty({B, H, T, Dv}, v.options());
-  auto hf = keep ? torch::empty({B, H, T, Dv}, o) : torch::empty({0}, o);
   auto n_out = torch::empty_like(n), m_out = torch::empty_like(m);
   auto Cin = torch::empty({B, H, NC, Dqk, Dv}, o), nin = torch::empty({B, H, NC, Dqk}, o);
   auto m_in = torch::empty({B, H, NC}, o), mrow = torch::empty({B, H, T}, o), den = torch::empty({B, H, T}, o);
   const xseq::MLSTMChunkFwd a{q.data_ptr(), k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(),
                               f32(C), cf32(n), cf32(m), f32(n_out), f32(m_out), f32(Cin), f32(nin), f32(m_in),
-                              h.data_ptr(), keep ? f32(hf) : nullptr, f32(mrow), f32(den)};
+                              h.data_ptr(), f32(mrow), f32(den), simt};
   const cudaError_t err = xseq::mlstm_chunk_forward(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
                                                     c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunkwise forward: ", cudaGetErrorString(err));
-  return {h, n_out, m_out, hf, Cin, nin, m_in, mrow, den};
+  return {h, n_out, m_out, Cin, nin, m_in, mrow, den};
 }
 
-// Chunkwise backward: dh (B, H, T, Dv), ddot = dh . h (B, H, T) and the saved tensors, all float32; dC, dn the
+// Chunkwise backward: dh (B, H, T, Dv) and the saved tensors, all float32; dC, dn the
 // final state's gradients, overwritten with the initial state's. Returns dq, dk (w.r.t. the scaled k), dv.
 std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
-                                          torch::Tensor fgate, torch::Tensor dh, torch::Tensor ddot,
-                                          torch::Tensor mrow, torch::Tensor den, torch::Tensor Cin, torch::Tensor nin,
+                                          torch::Tensor fgate, torch::Tensor dh, torch::Tensor mrow, torch::Tensor den, torch::Tensor Cin, torch::Tensor nin,
                                           torch::Tensor m_in, torch::Tensor m_last, torch::Tensor dC,
                                           torch::Tensor dn) {
   const auto dt = mdtype(v);
   for (auto* x : {&q, &k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
-  for (auto* x : {&dh, &ddot, &mrow, &den, &Cin, &nin, &m_in, &m_last, &dC, &dn}) check(*x, "saved tensor",
-                                                                                        torch::kFloat32);
+  for (auto* x : {&dh, &mrow, &den, &Cin, &nin, &m_in, &m_last, &dC, &dn}) {
+    check(*x, "saved tensor", torch::kFloat32);
+  }
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dqk = q.size(3), Dv = v.size(3);
   const c10::cuda::CUDAGuard guard(q.device());
   auto o = q.options().dtype(torch::kFloat32);
-  auto dCs = torch::empty_like(Cin), dns = torch::empty_like(nin);
+  auto dCs = torch::empty_like(Cin), dns = torch::empty_like(nin), ddot = torch::empty_like(mrow);
   auto dq = torch::empty({B, H, T, Dqk}, o), dk = torch::empty({B, H, T, Dqk}, o), dv = torch::empty({B, H, T, Dv}, o);
   const xseq::MLSTMChunkBwd a{q.data_ptr(), k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(),
-                              cf32(dh), cf32(ddot), cf32(mrow), cf32(den), cf32(Cin), cf32(nin), cf32(m_in),
+                              cf32(dh), f32(ddot), cf32(mrow), cf32(den), cf32(Cin), cf32(nin), cf32(m_in),
                               cf32(m_last), f32(dC), f32(dn), f32(dCs), f32(dns), f32(dq), f32(dk), f32(dv)};
   const cudaError_t err = xseq::mlstm_chunk_backward(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
                                                      c10::cuda::getCurrentCUDAStream().stream());

@@ -3,7 +3,8 @@
 // is carried across chunks by the recurrence (eqs 9-10 and 46-48, one step per chunk), and each chunk's
 // output is the stabilised parallel form (eqs 76-83) plus the contribution of the state it started from.
 //
-// Four kernels, each a plain float32 SIMT version (the tensor-core version is the next step, see NOTES.md):
+// Four kernels in float32 SIMT, and for bfloat16 inputs a tensor-core version of the output kernel
+// (out_fwd_tc; the rest on tensor cores is the next step, see NOTES.md):
 //   state_fwd  (B*H, Dv tiles): walks the chunks in order, keeps a Dqk x kBV tile of C in registers, stores
 //              the state entering every chunk;
 //   out_fwd    (B*H, chunks):   every chunk at once: the intra-chunk attention-like part and the incoming
@@ -13,6 +14,9 @@
 // The gate gradients follow from dq and dk in a few O(T) tensor ops (xseq/ops/mlstm_cuda.py).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
+
+#include <type_traits>
 
 #include "common.cuh"
 #include "mlstm_kernels.h"
@@ -149,8 +153,8 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
 out_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
                const T* __restrict__ fg, const float* __restrict__ Cin, const float* __restrict__ nin,
-               const float* __restrict__ min_, T* __restrict__ h, float* __restrict__ hf,
-               float* __restrict__ mrow, float* __restrict__ den, Dims d) {
+               const float* __restrict__ min_, T* __restrict__ h, float* __restrict__ mrow,
+               float* __restrict__ den, Dims d) {
   XSEQ_DYNAMIC_SMEM(float, sm);
   float* qs = sm;                       // (kChunk, Dqk)
   float* ks = qs + kChunk * d.Dqk;      // (kChunk, Dqk)
@@ -204,9 +208,134 @@ out_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __rest
     float num = 0.f, qc = 0.f;
     for (int j = 0; j <= t; ++j) num += P[t * kChunk + j] * to_float(v[(t0 + j) * d.Dv + e]);
     for (int dd = 0; dd < d.Dqk; ++dd) qc += qs[t * d.Dqk + dd] * Cc[(size_t)dd * d.Dv + e];
-    const float out = (num + w0[t] * qc) / nrm[t];
-    h[(t0 + t) * d.Dv + e] = from_float<T>(out);
-    if (hf) hf[(t0 + t) * d.Dv + e] = out;
+    h[(t0 + t) * d.Dv + e] = from_float<T>((num + w0[t] * qc) / nrm[t]);
+  }
+}
+
+// The output kernel on tensor cores, for bfloat16 inputs with Dqk a multiple of 16: one block per (head, chunk,
+// 64 output columns); q k^T, Ct v and (w0 q) C_in as 16 x 16 x 16 bf16 products with float32 accumulation
+// (nvcuda::wmma), the decay and the normaliser in float32 between them. The state C_in enters the product in
+// bfloat16. The intra-chunk scores are recomputed by every column block of a chunk.
+constexpr int kTile = 16;
+constexpr int kBVT = 64;  // output columns per block
+
+__global__ void __launch_bounds__(kThreads)
+out_fwd_tc_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                  const __nv_bfloat16* __restrict__ v, const __nv_bfloat16* __restrict__ ig,
+                  const __nv_bfloat16* __restrict__ fg, const float* __restrict__ Cin, const float* __restrict__ nin,
+                  const float* __restrict__ min_, __nv_bfloat16* __restrict__ h, float* __restrict__ mrow,
+                  float* __restrict__ den, Dims d) {
+  using namespace nvcuda;
+  using bf = __nv_bfloat16;
+  XSEQ_DYNAMIC_SMEM(unsigned char, raw);
+  const int Dqk = d.Dqk;
+  bf* Qs = reinterpret_cast<bf*>(raw);   // (kChunk, Dqk): q, later w0_t q_t
+  bf* Ks = Qs + kChunk * Dqk;            // (kChunk, Dqk): k (unscaled: 1/sqrt(Dqk) is applied in float32)
+  bf* Cs = Ks + kChunk * Dqk;            // (Dqk, kBVT): this block's columns of C_in
+  bf* Vs = Cs + Dqk * kBVT;              // (kChunk, kBVT)
+  bf* Cb = Vs + kChunk * kBVT;           // (kChunk, kChunk): Ct in bfloat16
+  float* Sf = reinterpret_cast<float*>(Cb + kChunk * kChunk);  // (kChunk, kChunk): q k^T, Ct, then num
+  float* Df = Sf + kChunk * kChunk;      // (kChunk, kChunk): Dtil
+  float* igs = Df + kChunk * kChunk;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* to_end = a + kChunk;
+  float* mr = to_end + kChunk;
+  float* w0 = mr + kChunk;
+  float* nrm = w0 + kChunk;
+  const int bh = blockIdx.x, c = blockIdx.y, e0 = blockIdx.z * kBVT, tid = threadIdx.x, warp = tid / 32;
+  const int Lc = chunk_len(d, c);
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * Dqk;
+  const float mi = min_[(size_t)bh * d.NC + c];
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, to_end);
+  for (int u = tid; u < kChunk * Dqk; u += kThreads) {  // rows past the chunk's end are zeros
+    const bool in = u < Lc * Dqk;
+    Qs[u] = in ? q[t0 * Dqk + u] : from_float<bf>(0.f);
+    Ks[u] = in ? k[t0 * Dqk + u] : from_float<bf>(0.f);
+  }
+  const float* Cc = Cin + cbase * d.Dv;
+  for (int u = tid; u < Dqk * kBVT; u += kThreads) {
+    const int dd = u / kBVT, e = e0 + u % kBVT;
+    Cs[u] = from_float<bf>(e < d.Dv ? Cc[(size_t)dd * d.Dv + e] : 0.f);
+  }
+  for (int u = tid; u < kChunk * kBVT; u += kThreads) {
+    const int j = u / kBVT, e = e0 + u % kBVT;
+    Vs[u] = (j < Lc && e < d.Dv) ? v[(t0 + j) * d.Dv + e] : from_float<bf>(0.f);
+  }
+  for (int t = tid; t < kChunk; t += kThreads) {
+    if (t < Lc) {
+      const float logw = a[t] + mi;
+      const float mx = fmaxf(dtil_row(t, igs, logf, Df + t * kChunk), logw);
+      mr[t] = mx;
+      w0[t] = expf(logw - mx);
+    } else {
+      mr[t] = 0.f;
+      w0[t] = 0.f;
+    }
+  }
+  __syncthreads();
+  // q k^T on the tiles on and below the diagonal: 10 of 16, two per warp at most
+  for (int id = warp; id < 16; id += kThreads / 32) {
+    const int ti = id / 4, tj = id % 4;
+    if (tj > ti) continue;
+    wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk < Dqk; kk += kTile) {
+      wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf, wmma::col_major> fb;
+      wmma::load_matrix_sync(fa, Qs + ti * kTile * Dqk + kk, Dqk);
+      wmma::load_matrix_sync(fb, Ks + tj * kTile * Dqk + kk, Dqk);  // k^T: column-major view of Ks
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(Sf + ti * kTile * kChunk + tj * kTile, acc, kChunk, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int u = tid; u < kChunk * kChunk; u += kThreads) {  // Ct = (q k^T) exp(Dtil - m_row), causal
+    const int t = u / kChunk, j = u % kChunk;
+    const float ct = (t < Lc && j <= t) ? Sf[u] * d.scale * expf(Df[u] - mr[t]) : 0.f;
+    Sf[u] = ct;
+    Cb[u] = from_float<bf>(ct);
+  }
+  __syncthreads();
+  for (int t = tid; t < Lc; t += kThreads) {  // eq 11 with the stabilised lower bound
+    float s = 0.f, qn = 0.f;
+    for (int j = 0; j <= t; ++j) s += Sf[t * kChunk + j];
+    for (int dd = 0; dd < Dqk; ++dd) qn += to_float(Qs[t * Dqk + dd]) * nin[cbase + dd];
+    const float dn_ = s + w0[t] * qn;
+    nrm[t] = fmaxf(fabsf(dn_), expf(-mr[t]));
+    if (blockIdx.z == 0) {
+      mrow[t0 + t] = mr[t];
+      den[t0 + t] = dn_;
+    }
+  }
+  __syncthreads();
+  for (int u = tid; u < kChunk * Dqk; u += kThreads) Qs[u] = from_float<bf>(to_float(Qs[u]) * w0[u / Dqk]);
+  __syncthreads();
+  // num = Ct v + (w0 q) C_in, 16 tiles of this block's 64 x 64 outputs, two per warp
+  for (int id = warp; id < 16; id += kThreads / 32) {
+    const int ti = id / 4, tj = id % 4;
+    wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk <= ti; ++kk) {  // Ct is zero above the diagonal
+      wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf, wmma::row_major> fb;
+      wmma::load_matrix_sync(fa, Cb + ti * kTile * kChunk + kk * kTile, kChunk);
+      wmma::load_matrix_sync(fb, Vs + kk * kTile * kBVT + tj * kTile, kBVT);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    for (int kk = 0; kk < Dqk; kk += kTile) {
+      wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf, wmma::row_major> fa;
+      wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf, wmma::row_major> fb;
+      wmma::load_matrix_sync(fa, Qs + ti * kTile * Dqk + kk, Dqk);
+      wmma::load_matrix_sync(fb, Cs + kk * kBVT + tj * kTile, kBVT);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(Sf + ti * kTile * kChunk + tj * kTile, acc, kChunk, wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int u = tid; u < Lc * kBVT; u += kThreads) {
+    const int t = u / kBVT, cc = u % kBVT, e = e0 + cc;
+    if (e < d.Dv) h[(t0 + t) * d.Dv + e] = from_float<bf>(Sf[t * kChunk + cc] / nrm[t]);
   }
 }
 
@@ -306,6 +435,86 @@ state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float*
   if (lead && tid < d.Dqk) dn[(size_t)bh * d.Dqk + tid] = rn;
 }
 
+// The backward pass's per-chunk prologue: gates, q and k / sqrt(Dqk) in float32, and row t of the decay
+// matrix P[t, j] = exp(Dtil[t, j] - m_row_t) for j <= t (else 0), for t < Lc.
+template <typename T>
+__device__ void backward_prologue(const T* q, const T* k, const T* ig, const T* fg, const float* mrow, size_t t0,
+                                  int Lc, const Dims& d, float* qs, float* ks, float* P, float* igs, float* logf,
+                                  float* a, float* to_end) {
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, to_end);
+  for (int u = threadIdx.x; u < Lc * d.Dqk; u += blockDim.x) {
+    qs[u] = to_float(q[t0 * d.Dqk + u]);
+    ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
+  }
+  for (int t = threadIdx.x; t < Lc; t += blockDim.x) {
+    float* row = P + t * kChunk;
+    const float mr = mrow[t0 + t];
+    dtil_row(t, igs, logf, row);
+    for (int j = 0; j < kChunk; ++j) row[j] = j <= t ? expf(row[j] - mr) : 0.f;
+  }
+}
+
+struct QkDnv {
+  float qk, dnv;  // q_t . k_j and dh_t . v_j
+};
+
+template <typename T>
+__device__ __forceinline__ QkDnv qk_dnv(int t, int j, const float* qs, const float* ks, const float* dh,
+                                        const T* v, size_t t0, const Dims& d) {
+  QkDnv r{0.f, 0.f};
+  for (int dd = 0; dd < d.Dqk; ++dd) r.qk += qs[t * d.Dqk + dd] * ks[j * d.Dqk + dd];
+  for (int e = 0; e < d.Dv; ++e) r.dnv += dh[(t0 + t) * d.Dv + e] * to_float(v[(t0 + j) * d.Dv + e]);
+  return r;
+}
+
+// ddot_t = dh_t . h_t with h_t recomputed in float32 from the saved row stabilisers and states, so that the
+// backward pass is consistent in itself whichever output kernel (SIMT or tensor cores) ran forward:
+// h_t = (sum_j Ct[t, j] v_j + w0_t q_t^T C_in) / norm_t.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+ddot_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
+            const T* __restrict__ fg, const float* __restrict__ dh, const float* __restrict__ mrow,
+            const float* __restrict__ den, const float* __restrict__ Cin, const float* __restrict__ min_,
+            float* __restrict__ ddot, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* qs = sm;                       // (kChunk, Dqk)
+  float* ks = qs + kChunk * d.Dqk;      // (kChunk, Dqk); later q_t[dd] (C_in dh_t)[dd]
+  float* P = ks + kChunk * d.Dqk;       // (kChunk, kChunk): the decay, then Ct (dh_t . v_j)
+  float* igs = P + 2 * kChunk * kChunk;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* to_end = a + kChunk;
+  const int bh = blockIdx.x, c = blockIdx.y, tid = threadIdx.x, Lc = chunk_len(d, c);
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+  const float mi = min_[(size_t)bh * d.NC + c];
+  backward_prologue(q, k, ig, fg, mrow, t0, Lc, d, qs, ks, P, igs, logf, a, to_end);
+  __syncthreads();
+  for (int u = tid; u < Lc * kChunk; u += kThreads) {
+    const int t = u / kChunk, j = u % kChunk;
+    if (j <= t) {
+      const QkDnv r = qk_dnv(t, j, qs, ks, dh, v, t0, d);
+      P[u] *= r.qk * r.dnv;
+    }
+  }
+  __syncthreads();  // ks is free: q_t[dd] (C_in dh_t)[dd]
+  const float* Cc = Cin + cbase * d.Dv;
+  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
+    const int t = u / d.Dqk, dd = u % d.Dqk;
+    float cq = 0.f;
+    for (int e = 0; e < d.Dv; ++e) cq += Cc[(size_t)dd * d.Dv + e] * dh[(t0 + t) * d.Dv + e];
+    ks[u] = qs[u] * cq;
+  }
+  __syncthreads();
+  for (int t = tid; t < Lc; t += kThreads) {
+    float intra = 0.f, state = 0.f;
+    for (int j = 0; j <= t; ++j) intra += P[t * kChunk + j];
+    for (int dd = 0; dd < d.Dqk; ++dd) state += ks[t * d.Dqk + dd];
+    const float mr = mrow[t0 + t];
+    const float nrm = fmaxf(fabsf(den[t0 + t]), expf(-mr));
+    ddot[t0 + t] = (intra + expf(a[t] + mi - mr) * state) / nrm;
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 grad_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
@@ -330,17 +539,9 @@ grad_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restric
   const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
   const float mi = min_[(size_t)bh * d.NC + c];
   const float m_after = c + 1 < d.NC ? min_[(size_t)bh * d.NC + c + 1] : m_last[bh];
-  chunk_gates(ig, fg, t0, Lc, igs, logf, a, E);
-  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
-    qs[u] = to_float(q[t0 * d.Dqk + u]);
-    ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
-  }
+  backward_prologue(q, k, ig, fg, mrow, t0, Lc, d, qs, ks, P, igs, logf, a, E);
   for (int t = tid; t < Lc; t += kThreads) {
-    const float mr = mrow[t0 + t];
-    float* row = P + t * kChunk;
-    dtil_row(t, igs, logf, row);
-    for (int j = 0; j < kChunk; ++j) row[j] = j <= t ? expf(row[j] - mr) : 0.f;
-    const RowGrad rg = row_grad(a[t], mi, mr, den[t0 + t], ddot[t0 + t]);
+    const RowGrad rg = row_grad(a[t], mi, mrow[t0 + t], den[t0 + t], ddot[t0 + t]);
     rs[t] = 1.f / rg.nrm;
     w0[t] = rg.w0;
     dds[t] = rg.dd;
@@ -349,15 +550,11 @@ grad_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restric
   __syncthreads();
   for (int u = tid; u < Lc * kChunk; u += kThreads) {
     const int t = u / kChunk, j = u % kChunk;
-    float qk = 0.f, dnv = 0.f;
-    if (j <= t) {
-      for (int dd = 0; dd < d.Dqk; ++dd) qk += qs[t * d.Dqk + dd] * ks[j * d.Dqk + dd];
-      for (int e = 0; e < d.Dv; ++e) dnv += dh[(t0 + t) * d.Dv + e] * to_float(v[(t0 + j) * d.Dv + e]);
-    }
+    const QkDnv r = j <= t ? qk_dnv(t, j, qs, ks, dh, v, t0, d) : QkDnv{0.f, 0.f};
     const float p = P[u];
     // dCt = dN_t . v_j + dd_t with dN_t = dh_t / norm_t; Ct = qk p; dS = dCt p
-    S[u] = j <= t ? (dnv * rs[t] + dds[t]) * p : 0.f;
-    P[u] = qk * p;
+    S[u] = j <= t ? (r.dnv * rs[t] + dds[t]) * p : 0.f;
+    P[u] = r.qk * p;
   }
   __syncthreads();
   const float* Cc = Cin + cbase * d.Dv;
@@ -393,6 +590,10 @@ cudaError_t smem_optin(const void* kernel, size_t bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
+size_t out_tc_smem(int Dqk) {
+  return ((size_t)2 * kChunk * Dqk + (size_t)Dqk * kBVT + kChunk * kBVT + kChunk * kChunk) * 2 +
+         ((size_t)2 * kChunk * kChunk + 7 * kChunk) * sizeof(float);
+}
 size_t state_smem(int Dqk) { return ((size_t)kChunk * Dqk + kChunk * kBV + 4 * kChunk + 4) * sizeof(float); }
 size_t out_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + kChunk * kChunk + 7 * kChunk) * sizeof(float); }
 size_t grad_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + 2 * kChunk * kChunk + 7 * kChunk) * sizeof(float); }
@@ -410,11 +611,20 @@ cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, 
   auto k2 = out_fwd_kernel<T>;
   cudaError_t err;
   if ((err = smem_optin((const void*)k1, state_smem(Dqk))) != cudaSuccess) return err;
-  if ((err = smem_optin((const void*)k2, out_smem(Dqk))) != cudaSuccess) return err;
   XSEQ_LAUNCH(k1, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
       k, v, ig, fg, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min, d);
+  if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+    if (Dqk % kTile == 0 && !a.simt) {  // tensor cores
+      auto k3 = out_fwd_tc_kernel;
+      if ((err = smem_optin((const void*)k3, out_tc_smem(Dqk))) != cudaSuccess) return err;
+      XSEQ_LAUNCH(k3, dim3(B * H, d.NC, (Dv + kBVT - 1) / kBVT), dim3(kThreads), out_tc_smem(Dqk), stream)(
+          q, k, v, ig, fg, a.Cin, a.nin, a.min, static_cast<T*>(a.h), a.mrow, a.den, d);
+      return cudaGetLastError();
+    }
+  }
+  if ((err = smem_optin((const void*)k2, out_smem(Dqk))) != cudaSuccess) return err;
   XSEQ_LAUNCH(k2, dim3(B * H, d.NC), dim3(kThreads), out_smem(Dqk), stream)(
-      q, k, v, ig, fg, a.Cin, a.nin, a.min, static_cast<T*>(a.h), a.hf, a.mrow, a.den, d);
+      q, k, v, ig, fg, a.Cin, a.nin, a.min, static_cast<T*>(a.h), a.mrow, a.den, d);
   return cudaGetLastError();
 }
 
@@ -423,11 +633,15 @@ cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk,
   const Dims d{H, T_, Dqk, Dv, (T_ + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
   const T *q = static_cast<const T*>(a.q), *k = static_cast<const T*>(a.k), *v = static_cast<const T*>(a.v);
   const T *ig = static_cast<const T*>(a.igate), *fg = static_cast<const T*>(a.fgate);
+  auto k2 = ddot_kernel<T>;
   auto k3 = state_bwd_kernel<T>;
   auto k4 = grad_kernel<T>;
   cudaError_t err;
+  if ((err = smem_optin((const void*)k2, grad_smem(Dqk))) != cudaSuccess) return err;
   if ((err = smem_optin((const void*)k3, state_smem(Dqk))) != cudaSuccess) return err;
   if ((err = smem_optin((const void*)k4, grad_smem(Dqk))) != cudaSuccess) return err;
+  XSEQ_LAUNCH(k2, dim3(B * H, d.NC), dim3(kThreads), grad_smem(Dqk), stream)(
+      q, k, v, ig, fg, a.dh, a.mrow, a.den, a.Cin, a.min, a.ddot, d);
   XSEQ_LAUNCH(k3, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
       q, fg, a.dh, a.ddot, a.mrow, a.den, a.min, a.m_last, a.dC, a.dn, a.dCs, a.dns, d);
   XSEQ_LAUNCH(k4, dim3(B * H, d.NC), dim3(kThreads), grad_smem(Dqk), stream)(

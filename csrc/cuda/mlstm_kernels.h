@@ -28,14 +28,14 @@ struct MLSTMChunkFwd {
   float *n_out, *m_out;    // (B, H, Dqk), (B, H): the final n and m
   float *Cin, *nin, *min;  // (B, H, NC, Dqk, Dv), (B, H, NC, Dqk), (B, H, NC): the state entering each chunk
   void* h;                 // (B, H, T, Dv) of type dt
-  float* hf;               // (B, H, T, Dv) float32 copy of h for the backward pass, or null
   float *mrow, *den;       // (B, H, T): each row's stabiliser and (signed) denominator
+  bool simt;               // bfloat16: take the float32 SIMT output kernel instead of tensor cores
 };
 
 struct MLSTMChunkBwd {
   const void *q, *k, *v, *igate, *fgate;
   const float* dh;         // (B, H, T, Dv)
-  const float* ddot;       // (B, H, T): dh_t . h_t
+  float* ddot;             // (B, H, T): scratch, dh_t . h_t (h recomputed in float32)
   const float *mrow, *den, *Cin, *nin, *min;  // as saved by the forward pass
   const float* m_last;     // (B, H): the final stabiliser
   float *dC, *dn;          // (B, H, Dqk, Dv), (B, H, Dqk): the final state's gradients, overwritten with the

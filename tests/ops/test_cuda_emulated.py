@@ -274,3 +274,22 @@ def test_mlstm_chunkwise_kernels_carry_state_across_calls(emulated):
     assert rel_err(torch.cat([h1, h2], 2), h_all) <= 1e-5
     for a, b in zip(s2, s_all):
         assert rel_err(a, b) <= 1e-5
+
+
+@pytest.mark.parametrize("Dqk,Dv", [(32, 32), (48, 80), (40, 64)])  # 40: not a multiple of 16, SIMT path
+def test_mlstm_chunkwise_tensor_core_output_matches_simt(emulated, monkeypatch, Dqk, Dv):
+    """bfloat16: the tensor-core output kernel (wmma, emulated) against the float32 SIMT one on the same
+    inputs, and both against the float64 reference."""
+    (q, k, v, ig, fg), state = chunk_inputs(2, 2, 100, Dqk, Dv, 1.0, True)
+    args = [x.to(torch.bfloat16) for x in (q, k, v, ig, fg)]
+    st = ops.MLSTMState(*state)
+    with torch.no_grad():
+        ref, ref_st = mlstm._mlstm_torch(*(x.double() for x in args), ops.MLSTMState(*(s.double() for s in state)),
+                                         mode="chunkwise", chunk_size=64)
+        h_tc, s_tc = mlstm._mlstm_cuda(*args, st, mode="auto", chunk_size=64)
+        monkeypatch.setattr(mlstm_cuda, "SIMT_OUTPUT", True)
+        h_simt, s_simt = mlstm._mlstm_cuda(*args, st, mode="auto", chunk_size=64)
+    assert rel_err(h_tc, ref) <= 2e-2 and rel_err(h_simt, ref) <= 2e-2
+    assert rel_err(h_tc, h_simt) <= 2e-2
+    for a, b in zip(s_tc, s_simt):  # the state kernel is shared
+        assert torch.equal(a, b)

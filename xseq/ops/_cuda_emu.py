@@ -155,7 +155,7 @@ class MLSTM:
         return h
 
     @staticmethod
-    def chunk_forward(q, k, v, igate, fgate, C, n, m, keep: bool):
+    def chunk_forward(q, k, v, igate, fgate, C, n, m, simt: bool = False):
         """k unscaled; C is overwritten with the final C; returns h, the final n and m, and what the backward
         pass needs."""
         dt = _dt(v)
@@ -168,25 +168,25 @@ class MLSTM:
         NC = -(-T // CHUNK)
         Cin, nin, m_in = torch.empty(B, H, NC, Dqk, Dv), torch.empty(B, H, NC, Dqk), torch.empty(B, H, NC)
         h = torch.empty(B, H, T, Dv, dtype=v.dtype)
-        hf = torch.empty(B, H, T, Dv) if keep else None
         mrow, den = torch.empty(B, H, T), torch.empty(B, H, T)
         n_out, m_out = torch.empty_like(n), torch.empty_like(m)
         _ok(library().xseq_emu_mlstm_chunk_forward(dt, *map(_ptr, (q, k, v, igate, fgate, C, n, m, n_out, m_out, Cin,
-                                                                   nin, m_in, h, hf, mrow, den)), B, H, T, Dqk, Dv),
+                                                                   nin, m_in, h, mrow, den)), B, H, T, Dqk, Dv,
+                                                   int(simt)),
             "mLSTM CUDA chunkwise forward (emulated)")
-        return [h, n_out, m_out, hf if keep else torch.empty(0), Cin, nin, m_in, mrow, den]
+        return [h, n_out, m_out, Cin, nin, m_in, mrow, den]
 
     @staticmethod
-    def chunk_backward(q, k, v, igate, fgate, dh, ddot, mrow, den, Cin, nin, m_in, m_last, dC, dn):
+    def chunk_backward(q, k, v, igate, fgate, dh, mrow, den, Cin, nin, m_in, m_last, dC, dn):
         dt = _dt(v)
         for x, name in ((q, "q"), (k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):
             _check(x, name, v.dtype)
-        for x, name in ((dh, "dh"), (ddot, "ddot"), (mrow, "mrow"), (den, "den"), (Cin, "Cin"), (nin, "nin"),
+        for x, name in ((dh, "dh"), (mrow, "mrow"), (den, "den"), (Cin, "Cin"), (nin, "nin"),
                         (m_in, "min"), (m_last, "m_last"), (dC, "dC"), (dn, "dn")):
             _check(x, name, torch.float32)
         B, H, T, Dqk = q.shape
         Dv = v.shape[-1]
-        dCs, dns = torch.empty_like(Cin), torch.empty_like(nin)
+        dCs, dns, ddot = torch.empty_like(Cin), torch.empty_like(nin), torch.empty_like(mrow)
         dq, dk, dv = torch.empty(B, H, T, Dqk), torch.empty(B, H, T, Dqk), torch.empty(B, H, T, Dv)
         _ok(library().xseq_emu_mlstm_chunk_backward(dt, *map(_ptr, (q, k, v, igate, fgate, dh, ddot, mrow, den, Cin,
                                                                     nin, m_in, m_last, dC, dn, dCs, dns, dq, dk,

@@ -13,6 +13,8 @@ from ._state import MLSTMState
 
 
 MAX_DQK = 256  # kMLSTMMaxDqk in csrc/cuda/mlstm_kernels.h
+# bfloat16 forward: the float32 SIMT output kernel instead of the tensor-core one (for comparisons)
+SIMT_OUTPUT = False
 
 
 def extension():
@@ -42,26 +44,26 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
         scale = 1.0 / math.sqrt(q.shape[-1])
         ks = k.detach().contiguous()  # unscaled: the kernels scale it in float32
         C = C0.detach().float().contiguous().clone()
-        h, n, m, hf, Cin, nin, m_in, mrow, den = extension().chunk_forward(
+        h, n, m, Cin, nin, m_in, mrow, den = extension().chunk_forward(
             q.detach().contiguous(), ks, v.detach().contiguous(), igate.detach().contiguous(),
-            fgate.detach().contiguous(), C, n0.detach().float().contiguous(), m0.detach().float().contiguous(), keep)
+            fgate.detach().contiguous(), C, n0.detach().float().contiguous(), m0.detach().float().contiguous(),
+            SIMT_OUTPUT)
         if keep:
-            ctx.save_for_backward(q, ks, v, igate, fgate, hf, Cin, nin, m_in, mrow, den, C, n, m, C0, n0)
+            ctx.save_for_backward(q, ks, v, igate, fgate, Cin, nin, m_in, mrow, den, C, n, m, C0, n0)
             ctx.scale = scale
         ctx.mark_non_differentiable(m)
         return h, C, n, m
 
     @staticmethod
     def backward(ctx, dh, dC_T, dn_T, _dm_T):
-        q, ks, v, igate, fgate, hf, Cin, nin, m_in, mrow, den, C_T, n_T, m_T, C0, n0 = ctx.saved_tensors
-        dh = torch.zeros_like(hf) if dh is None else dh.float().contiguous()
+        q, ks, v, igate, fgate, Cin, nin, m_in, mrow, den, C_T, n_T, m_T, C0, n0 = ctx.saved_tensors
+        dh = v.new_zeros(v.shape, dtype=torch.float32) if dh is None else dh.float().contiguous()
         dC = torch.zeros_like(C_T) if dC_T is None else dC_T.float().contiguous().clone()
         dn = torch.zeros_like(n_T) if dn_T is None else dn_T.float().contiguous().clone()
         final_share = (dC * C_T).sum((-1, -2)) + (dn * n_T).sum(-1)  # (B, H)
-        ddot = (dh * hf).sum(-1)
         dq, dks, dv = extension().chunk_backward(q.detach().contiguous(), ks.detach(), v.detach().contiguous(),
                                                  igate.detach().contiguous(), fgate.detach().contiguous(), dh,
-                                                 ddot, mrow, den, Cin, nin, m_in, m_T, dC, dn)
+                                                 mrow, den, Cin, nin, m_in, m_T, dC, dn)
         # in float64: the sums cancel where a gate barely matters, and float32 running sums over T would
         # leave their rounding in those small gradients (O(B H T) work, negligible beside the kernels)
         dig = (ks.double() * ctx.scale * dks.double()).sum(-1)

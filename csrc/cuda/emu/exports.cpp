@@ -28,14 +28,14 @@ int xseq_emu_mlstm_step_forward(int dt, const void* q, const void* k, const void
 
 int xseq_emu_mlstm_chunk_forward(int dt, const void* q, const void* k, const void* v, const void* igate,
                                  const void* fgate, float* C, const float* n, const float* m, float* n_out,
-                                 float* m_out, float* Cin, float* nin, float* min, void* h, float* hf, float* mrow,
-                                 float* den, int B, int H, int T, int Dqk, int Dv) {
-  const xseq::MLSTMChunkFwd a{q, k, v, igate, fgate, C, n, m, n_out, m_out, Cin, nin, min, h, hf, mrow, den};
+                                 float* m_out, float* Cin, float* nin, float* min, void* h, float* mrow, float* den,
+                                 int B, int H, int T, int Dqk, int Dv, int simt) {
+  const xseq::MLSTMChunkFwd a{q, k, v, igate, fgate, C, n, m, n_out, m_out, Cin, nin, min, h, mrow, den, simt != 0};
   return (int)xseq::mlstm_chunk_forward((xseq::MDType)dt, a, B, H, T, Dqk, Dv, nullptr);
 }
 
 int xseq_emu_mlstm_chunk_backward(int dt, const void* q, const void* k, const void* v, const void* igate,
-                                  const void* fgate, const float* dh, const float* ddot, const float* mrow,
+                                  const void* fgate, const float* dh, float* ddot, const float* mrow,
                                   const float* den, const float* Cin, const float* nin, const float* min,
                                   const float* m_last, float* dC, float* dn, float* dCs, float* dns, float* dq,
                                   float* dk, float* dv, int B, int H, int T, int Dqk, int Dv) {
