@@ -76,7 +76,8 @@ std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch
 // Chunkwise backward: dh (B, H, T, Dv) and the saved tensors, all float32; dC, dn the
 // final state's gradients, overwritten with the initial state's. Returns dq, dk (w.r.t. the scaled k), dv.
 std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
-                                          torch::Tensor fgate, torch::Tensor dh, torch::Tensor mrow, torch::Tensor den, torch::Tensor Cin, torch::Tensor nin,
+                                          torch::Tensor fgate, torch::Tensor dh, torch::Tensor mrow,
+                                          torch::Tensor den, torch::Tensor Cin, torch::Tensor nin,
                                           torch::Tensor m_in, torch::Tensor m_last, torch::Tensor dC,
                                           torch::Tensor dn) {
   const auto dt = mdtype(v);

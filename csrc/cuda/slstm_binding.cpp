@@ -53,10 +53,11 @@ std::vector<torch::Tensor> forward(torch::Tensor gx, torch::Tensor R, torch::Ten
 }
 
 // RT (4, H, Dh, Dh) float32 = R with its last two axes swapped; dh_out (B, T, H, Dh) float32; dc, dn, dh
-// (B, H, Dh) float32, updated in place to the initial state's gradients. Returns dpre (B, T, 4, H, Dh) and
-// dlogf0 (B, H, Dh).
+// (B, H, Dh) float32, updated in place to the initial state's gradients; clip: the recurrent gradient's bound
+// (inf: none). Returns dpre (B, T, 4, H, Dh) and dlogf0 (B, H, Dh).
 std::vector<torch::Tensor> backward(torch::Tensor RT, torch::Tensor dh_out, torch::Tensor dc, torch::Tensor dn,
-                                    torch::Tensor dh, torch::Tensor gates, torch::Tensor cs, torch::Tensor ns) {
+                                    torch::Tensor dh, torch::Tensor gates, torch::Tensor cs, torch::Tensor ns,
+                                    double clip) {
   check(RT, "RT", torch::kFloat32);
   check(dh_out, "dh_out", torch::kFloat32);
   for (auto* s : {&dc, &dn, &dh, &gates, &cs, &ns}) check(*s, "saved tensor", torch::kFloat32);
@@ -67,7 +68,7 @@ std::vector<torch::Tensor> backward(torch::Tensor RT, torch::Tensor dh_out, torc
   ok(xseq::slstm_backward(RT.data_ptr<float>(), dh_out.data_ptr<float>(), dc.data_ptr<float>(), dn.data_ptr<float>(),
                           dh.data_ptr<float>(), gates.data_ptr<float>(), cs.data_ptr<float>(), ns.data_ptr<float>(),
                           dpre.data_ptr<float>(), dlogf0.data_ptr<float>(), (int)B, (int)T, (int)H, (int)Dh,
-                          c10::cuda::getCurrentCUDAStream().stream()),
+                          (float)clip, c10::cuda::getCurrentCUDAStream().stream()),
      "backward");
   return {dpre, dlogf0};
 }

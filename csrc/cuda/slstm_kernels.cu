@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(4 * kSLSTMMaxHeadSize)
 slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh_out, float* __restrict__ dc,
                       float* __restrict__ dn, float* __restrict__ dh, const float* __restrict__ gates,
                       const float* __restrict__ cs, const float* __restrict__ ns, float* __restrict__ dpre,
-                      float* __restrict__ dlogf0, int B, int T_, int H, int Dh, bool r_shared) {
+                      float* __restrict__ dlogf0, int B, int T_, int H, int Dh, float clip, bool r_shared) {
   XSEQ_DYNAMIC_SMEM(unsigned char, smem);
   const int hh = blockIdx.x;
   const int b0 = blockIdx.y * kTile;
@@ -245,7 +245,7 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
         const float* dpg = dp + gg * Dh;
         for (int ee = 0; ee < Dh; ++ee) acc += dpg[ee] * Rg[(size_t)ee * Dh];
       }
-      dhs[u] = acc;
+      dhs[u] = fminf(fmaxf(acc, -clip), clip);  // App. B.4: the recurrent gradient's magnitude is clipped
     }
     __syncthreads();
   }
@@ -304,7 +304,7 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
 
 cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, float* dn, float* dh,
                            const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0,
-                           int B, int T, int H, int Dh, cudaStream_t stream) {
+                           int B, int T, int H, int Dh, float clip, cudaStream_t stream) {
   if (Dh < 1 || Dh > kSLSTMMaxHeadSize || B < 1 || T < 1 || H < 1) return cudaErrorInvalidValue;
   const dim3 grid(H, (B + kTile - 1) / kTile), block(4 * Dh);
   size_t bytes = 0;
@@ -312,7 +312,7 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
   cudaError_t err = plan((const void*)slstm_backward_kernel, Dh, sizeof(float), &bytes, &r_shared);
   if (err != cudaSuccess) return err;
   XSEQ_LAUNCH(slstm_backward_kernel, grid, block, bytes, stream)(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0,
-                                                                 B, T, H, Dh, r_shared);
+                                                                 B, T, H, Dh, clip, r_shared);
   return cudaGetLastError();
 }
 

@@ -25,9 +25,10 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
 //   overwritten with those of the initial state. gates, cs, ns: as kept by slstm_forward.
 //   dpre (B, T, 4, H, Dh) float32: the gradients of the pre-activations (= of gx);
 //   dlogf0 (B, H, Dh) float32: that of log f at t = 0 (= of the initial m, through f_1).
+//   clip: the gradient reaching h_{t-1} through R is clamped to [-clip, clip] (INFINITY: no clipping).
 cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, float* dn, float* dh,
                            const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0,
-                           int B, int T, int H, int Dh, cudaStream_t stream);
+                           int B, int T, int H, int Dh, float clip, cudaStream_t stream);
 
 // Largest head size the kernels take (one thread per gate row: 4 * Dh threads per block).
 constexpr int kSLSTMMaxHeadSize = 256;

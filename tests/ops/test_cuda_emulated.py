@@ -293,3 +293,18 @@ def test_mlstm_chunkwise_tensor_core_output_matches_simt(emulated, monkeypatch, 
     assert rel_err(h_tc, h_simt) <= 2e-2
     for a, b in zip(s_tc, s_simt):  # the state kernel is shared
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("clip", [0.02, 10.0])
+def test_slstm_kernels_recurrent_gradient_clip(emulated, clip):
+    gx, R = make_inputs(B=3, T=30, H=2, Dh=32, r_scale=1.0)
+    st0 = random_state(B=3, H=2, Dh=32)
+    w = torch.randn(3, 30, 2, 32) * 10
+    grads = []
+    for fn in (slstm._slstm_torch, slstm._slstm_cuda):
+        leaves = [gx.clone().requires_grad_(), R.clone().requires_grad_(), *(s.clone().requires_grad_() for s in st0)]
+        h, st = fn(leaves[0], leaves[1], ops.SLSTMState(*leaves[2:]), forget="sigmoid", grad_clip=clip)
+        ((h * w).sum() + st.h.sum()).backward()
+        grads.append([x.grad for x in leaves])
+    for name, a, b in zip(["gx", "R", "c0", "n0", "m0", "h0"], grads[1], grads[0]):
+        assert rel_err(a, b, floor=1e-3 * grads[0][0].abs().max().item()) <= 1e-5, name

@@ -261,3 +261,47 @@ def test_fused_call_leaves_torch_thread_count_alone():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_recurrent_gradient_clip_reference():
+    """App. B.4: the gradient reaching h_{t-1} through R is clamped; h's other uses are not. At T = 1 the
+    initial h feeds only R h_0, so its gradient is exactly the clamped R^T dpre_0."""
+    gx, R = make_inputs(B=2, T=1, H=2, Dh=8, r_scale=2.0)
+    st0 = random_state(B=2, H=2, Dh=8)
+    grads = {}
+    for clip in (None, 0.05):
+        h0 = st0.h.clone().requires_grad_()
+        gxl = gx.clone().requires_grad_()
+        h, _ = ops.slstm(gxl, R, ops.SLSTMState(st0.c, st0.n, st0.m, h0), grad_clip=clip, backend="torch")
+        (h * 10).sum().backward()
+        grads[clip] = (h0.grad, gxl.grad)
+    assert grads[None][0].abs().max() > 0.05  # the clip bites
+    assert torch.equal(grads[0.05][0], grads[None][0].clamp(-0.05, 0.05))
+    assert torch.equal(grads[0.05][1], grads[None][1])  # at T = 1 nothing else passes through R
+
+
+@pytest.mark.parametrize("clip", [0.02, 10.0])
+def test_recurrent_gradient_clip_fused_matches_reference(clip):
+    gx, R = make_inputs(B=3, T=40, H=2, Dh=16, r_scale=1.0)
+    st0 = random_state(B=3, H=2, Dh=16)
+    w = torch.randn(3, 40, 2, 16) * 10
+    out = {}
+    for backend in BACKENDS:
+        leaves = [gx.clone().requires_grad_(), R.clone().requires_grad_(), *(s.clone().requires_grad_() for s in st0)]
+        h, st = ops.slstm(leaves[0], leaves[1], ops.SLSTMState(*leaves[2:]), grad_clip=clip, backend=backend)
+        ((h * w).sum() + st.h.sum()).backward()
+        out[backend] = [x.grad for x in leaves]
+    unclipped = [gx.clone().requires_grad_(), R.clone().requires_grad_()]
+    h, _ = ops.slstm(*unclipped, ops.SLSTMState(*st0), backend="torch")
+    ((h * w).sum()).backward()
+    if clip < 1:
+        assert rel_err(out["torch"][0], unclipped[0].grad) > 1e-2  # the clip changes the result
+    for name, a, b in zip(["gx", "R", "c0", "n0", "m0", "h0"], out["numba"], out["torch"]):
+        assert rel_err(a, b, floor=1e-3 * out["torch"][0].abs().max().item()) <= 1e-5, name
+
+
+def test_recurrent_gradient_clip_is_validated():
+    gx, R = make_inputs(B=1, T=2, H=1, Dh=4)
+    for bad_clip in (0, -1.0, "10", True):
+        with pytest.raises(ValueError, match="grad_clip"):
+            ops.slstm(gx, R, grad_clip=bad_clip)

@@ -57,6 +57,7 @@ class SLSTMLayerConfig:
     backend: str = "auto"  # kernel backend: auto or a registered name ("torch", ...)
     fgate_bias_range: tuple[float, float] = (3.0, 6.0)  # forget-gate biases spread over the heads (Table 6)
     recurrent_init: str = "zeros"  # R at init: "zeros" (mixing is learned) or "normal" N(0, 1/head_dim)
+    recurrent_grad_clip: float | None = None  # bound on the gradient reaching h through R (App. B.4: 10); None: off
 
     def __post_init__(self):
         self.fgate_bias_range = tuple(self.fgate_bias_range)
@@ -73,6 +74,10 @@ class SLSTMLayerConfig:
             raise ValueError(f"SLSTMLayerConfig.num_heads ({self.num_heads}) must divide d_model ({d_model})")
         if self.forget not in ("sigmoid", "exp"):
             raise ValueError(f"SLSTMLayerConfig.forget must be 'sigmoid' or 'exp'; got {self.forget!r}")
+        clip = self.recurrent_grad_clip
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+            raise ValueError(
+                f"SLSTMLayerConfig.recurrent_grad_clip must be None or a positive number; got {clip!r}")
         if not self.ffn_factor > 0:
             raise ValueError(f"SLSTMLayerConfig.ffn_factor must be > 0; got {self.ffn_factor!r}")
         if self.recurrent_init not in ("zeros", "normal"):

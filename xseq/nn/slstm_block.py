@@ -66,7 +66,7 @@ class SLSTMLayer(nn.Module):
         """x: (B, T, d_model). Returns y (B, T, d_model) and the new state dict."""
         x_conv, new = self._conv_branch(x, state, self.conv)
         h, cell = ops.slstm(self._gates(x, x_conv), self.R, self._cell(state), forget=self.cfg.forget,
-                            backend=self.cfg.backend)
+                            grad_clip=self.cfg.recurrent_grad_clip, backend=self.cfg.backend)
         return self.norm(h), {**new, **cell._asdict()}
 
     def step(self, x: torch.Tensor, state: dict, validate: bool = True):

@@ -123,7 +123,7 @@ class SLSTM:
         return [hout, gates, cs, ns, hprev]
 
     @staticmethod
-    def backward(RT, dh_out, dc, dn, dh, gates, cs, ns):
+    def backward(RT, dh_out, dc, dn, dh, gates, cs, ns, clip: float = float("inf")):
         for x, name in ((RT, "RT"), (dh_out, "dh_out"), (dc, "dc"), (dn, "dn"), (dh, "dh"), (gates, "gates"),
                         (cs, "cs"), (ns, "ns")):
             _check(x, name, torch.float32)
@@ -131,7 +131,8 @@ class SLSTM:
         dpre = torch.empty(B, T, 4, H, Dh)
         dlogf0 = torch.empty(B, H, Dh)
         _ok(library().xseq_emu_slstm_backward(_ptr(RT), _ptr(dh_out), _ptr(dc), _ptr(dn), _ptr(dh), _ptr(gates),
-                                              _ptr(cs), _ptr(ns), _ptr(dpre), _ptr(dlogf0), B, T, H, Dh),
+                                              _ptr(cs), _ptr(ns), _ptr(dpre), _ptr(dlogf0), B, T, H, Dh,
+                                              ctypes.c_float(clip)),
             "sLSTM CUDA backward (emulated)")
         return [dpre, dlogf0]
 

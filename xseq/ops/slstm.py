@@ -12,14 +12,15 @@ from ._state import SLSTMState
 from .slstm_ref import FORGET
 
 
-def slstm(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
+def slstm(gx, R, state=None, *, forget: str = "sigmoid", grad_clip: float | None = None, backend: str = "auto"):
     """sLSTM over a sequence (eqs 28-34), stabilised (eqs 46-48).
 
     gx: (B, T, 4, H, Dh) input parts of the pre-activations (W x + b), gate order (i, f, z, o);
     R: (4, H, Dh, Dh) block-diagonal recurrent weights, pre[g, head] = gx[g, head] + h_{t-1}[head] @ R[g, head].
     i = exp, f = sigmoid (or exp with forget="exp"), z = tanh, o = sigmoid.
-    state: None or (c, n, m, h), each (B, H, Dh). Returns h (B, T, H, Dh) in gx's dtype and the final
-    SLSTMState in float32 (float64 for float64 inputs)."""
+    state: None or (c, n, m, h), each (B, H, Dh). grad_clip: clamp the gradient that reaches h_{t-1} through R
+    to [-grad_clip, grad_clip] in the backward pass (the paper uses 10; None: no clipping).
+    Returns h (B, T, H, Dh) in gx's dtype and the final SLSTMState in float32 (float64 for float64 inputs)."""
     check_shape("gx", gx, (None, None, 4, None, None), "(B, T, 4, H, Dh)")
     B, T, _, H, Dh = gx.shape
     if T == 0:
@@ -27,7 +28,10 @@ def slstm(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto"):
     fn = resolve("slstm", backend, gx.device)
     _check_common(gx, R, H, Dh, forget, check_gx=fn is not _slstm_numba)  # the fused loop checks gx as it reads it
     state = check_state(state, B, H, Dh, gx.device)
-    return fn(gx, R, state, forget=forget)
+    if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
+                                  or not grad_clip > 0):
+        raise ValueError(f"grad_clip must be None or a positive number; got {grad_clip!r}")
+    return fn(gx, R, state, forget=forget, grad_clip=None if grad_clip is None else float(grad_clip))
 
 
 def slstm_step(gx, R, state=None, *, forget: str = "sigmoid", backend: str = "auto", validate: bool = True):
@@ -72,10 +76,10 @@ def _prepare(gx, R, state):
     return gx, R, state
 
 
-def _slstm_torch(gx, R, state, *, forget):
+def _slstm_torch(gx, R, state, *, forget, grad_clip=None):
     out_dtype = gx.dtype
     gx, R, state = _prepare(gx, R, state)
-    h, state = slstm_ref.slstm_recurrent(gx, R, state, forget)
+    h, state = slstm_ref.slstm_recurrent(gx, R, state, forget, grad_clip)
     return h.to(out_dtype), state
 
 
@@ -89,7 +93,7 @@ def _slstm_step_torch(gx, R, state, *, forget):
 _FUSED_BROKEN: str | None = None
 
 
-def _slstm_numba(gx, R, state, *, forget):
+def _slstm_numba(gx, R, state, *, forget, grad_clip=None):
     """The fused CPU loop (slstm_cpu.py); the reference if numba cannot compile here (one warning)."""
     global _FUSED_BROKEN
     if _FUSED_BROKEN is None:
@@ -97,35 +101,35 @@ def _slstm_numba(gx, R, state, *, forget):
             from .slstm_cpu import slstm_fused
             out_dtype = gx.dtype
             gx, R, state = _prepare(gx, R, state)
-            h, state = slstm_fused(gx, R, state, forget)
+            h, state = slstm_fused(gx, R, state, forget, grad_clip)
             return h.to(out_dtype), state
         except (ImportError, OSError, _numba_error()) as e:
             _FUSED_BROKEN = f"{type(e).__name__}: {e}"
             warnings.warn(f"xseq: the fused CPU sLSTM could not be compiled ({_FUSED_BROKEN}); using the PyTorch "
                           f"reference instead", RuntimeWarning, stacklevel=3)
     check_finite("gx", gx)  # slstm() left this check to the fused loop
-    return _slstm_torch(gx, R, state, forget=forget)
+    return _slstm_torch(gx, R, state, forget=forget, grad_clip=grad_clip)
 
 
 # below the reference's 0 until the kernel has passed its gpu tests on a device: opt in with backend="cuda"
 CUDA_PRIORITY = -1
 
 
-def _slstm_cuda(gx, R, state, *, forget):
+def _slstm_cuda(gx, R, state, *, forget, grad_clip=None):
     """The fused CUDA kernels (slstm_cuda.py): bfloat16 when gx is bfloat16 (R then runs in bfloat16 too),
     else float32; float64, head sizes over 256 and a failed build (one warning) run the reference."""
     from ._cuda_ext import usable
     from .slstm_cuda import MAX_HEAD_SIZE, slstm_fused_cuda
 
     if compute_dtype(gx, R) != torch.float32 or gx.shape[-1] > MAX_HEAD_SIZE or not usable("slstm", "sLSTM"):
-        return _slstm_torch(gx, R, state, forget=forget)
+        return _slstm_torch(gx, R, state, forget=forget, grad_clip=grad_clip)
     dt = torch.bfloat16 if gx.dtype == torch.bfloat16 else torch.float32
     if state is None:
         z = gx.new_zeros(gx.shape[0], gx.shape[-2], gx.shape[-1], dtype=torch.float32)
         state = SLSTMState(z, z.clone(), torch.full_like(z, float("-inf")), z.clone())
     else:
         state = SLSTMState(*(s.float() for s in state))
-    h, state = slstm_fused_cuda(gx.to(dt), R.to(dt), state, forget)
+    h, state = slstm_fused_cuda(gx.to(dt), R.to(dt), state, forget, grad_clip)
     return h.to(gx.dtype), state
 
 

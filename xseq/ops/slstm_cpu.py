@@ -82,10 +82,11 @@ def _fwd(gx, Rcat, c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev,
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0):
+def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0, clip):
     """Backward through time. dh_out: (B, T, H, Dh), any strides; dc, dn, dh: (H, B, Dh) gradients of the
     final state, updated in place to those of the initial state; RcatT: (H, 4*Dh, Dh). Writes dpre
-    (H, B, T, 4*Dh), the gradients of the pre-activations, and dlogf0 (H, B, Dh), that of log f at t = 0."""
+    (H, B, T, 4*Dh), the gradients of the pre-activations, and dlogf0 (H, B, Dh), that of log f at t = 0.
+    clip: the gradient reaching h_{t-1} through R is clamped to [-clip, clip] (inf: no clipping)."""
     B, T, H, Dh = dh_out.shape
     one = K[1]
     for hh in numba.prange(H):
@@ -114,6 +115,10 @@ def _bwd(dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0):
                     if t == 0:
                         dlogf0[hh, b, e] = dlogf
             _matmul(dpre[hh, :, t], RcatT[hh], dh[hh])  # through R h_{t-1}
+            if clip < np.inf:  # App. B.4: the recurrent gradient's magnitude is clipped
+                for b in range(B):
+                    for e in range(Dh):
+                        dh[hh, b, e] = min(max(dh[hh, b, e], -clip), clip)
 
 
 def _run(kernel, *args) -> None:
@@ -151,8 +156,9 @@ def _bhd(a: np.ndarray) -> torch.Tensor:
 
 class _FusedSLSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool):
+    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip):
         B, T, _, H, Dh = gx.shape
+        ctx.clip = np.inf if grad_clip is None else float(grad_clip)
         keep = any(ctx.needs_input_grad[:6])
         c, n, m, h = (_state_hbd(s) for s in (c0, n0, m0, h0))
         dt = c.dtype
@@ -188,17 +194,18 @@ class _FusedSLSTM(torch.autograd.Function):
         RcatT = np.ascontiguousarray(_rcat(R).transpose(0, 2, 1))
         dpre = np.empty((H, B, T, 4 * Dh), dt)
         dlogf0 = np.zeros((H, B, Dh), dt)
-        _run(_bwd, dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0)
+        _run(_bwd, dh_out, dc, dn, dh, RcatT, gates, cs, ns, K, dpre, dlogf0, dt.type(ctx.clip))
         dpre_t = torch.from_numpy(dpre)
         dgx = dpre_t.view(H, B, T, 4, Dh).permute(1, 2, 3, 0, 4)  # (B, T, 4, H, Dh), a view
         # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]: one product per head
         dR = torch.bmm(torch.from_numpy(hprev).view(H, B * T, Dh).transpose(1, 2), dpre_t.view(H, B * T, 4 * Dh))
         dR = dR.view(H, Dh, 4, Dh).permute(2, 0, 1, 3)
-        return dgx, dR, _bhd(dc), _bhd(dn), _bhd(dlogf0), _bhd(dh), None
+        return dgx, dR, _bhd(dc), _bhd(dn), _bhd(dlogf0), _bhd(dh), None, None
 
 
-def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str):
+def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str, grad_clip: float | None = None):
     """gx: (B, T, 4, H, Dh), R: (4, H, Dh, Dh), state (c, n, m, h) each (B, H, Dh), all float32 or float64 on
-    CPU. Returns h (B, T, H, Dh) and the final SLSTMState, differentiable in gx, R, c, n, m, h."""
-    h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp")
+    CPU. Returns h (B, T, H, Dh) and the final SLSTMState, differentiable in gx, R, c, n, m, h; grad_clip
+    clamps the gradient reaching h_{t-1} through R (see slstm_ref._ClipRecurrentGrad)."""
+    h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp", grad_clip)
     return h, SLSTMState(c, n, m, h_last)

@@ -21,8 +21,9 @@ def extension():
 
 class _FusedSLSTMCUDA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool):
+    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip):
         keep = any(ctx.needs_input_grad[:6])
+        ctx.clip = float("inf") if grad_clip is None else float(grad_clip)
         c, n, m, h = (s.detach().float().contiguous().clone() for s in (c0, n0, m0, h0))
         hout, gates, cs, ns, hprev = extension().forward(gx.detach().contiguous(), R.detach().contiguous(),
                                                          c, n, m, h, exp_forget, keep)
@@ -43,14 +44,16 @@ class _FusedSLSTMCUDA(torch.autograd.Function):
         dc, dn, dh = (grad(g, (B, H, Dh)) for g in (dc_T, dn_T, dh_T))
         dh_out = grad(dh_out, (B, T, H, Dh))
         RT = R.detach().float().transpose(-1, -2).contiguous()
-        dpre, dlogf0 = extension().backward(RT, dh_out, dc, dn, dh, gates, cs, ns)
+        dpre, dlogf0 = extension().backward(RT, dh_out, dc, dn, dh, gates, cs, ns, ctx.clip)
         # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]
         dR = torch.einsum("tbhd,btghe->ghde", hprev, dpre)
-        return dpre.to(ctx.gx_dtype), dR.to(R.dtype), dc, dn, dlogf0, dh, None
+        return dpre.to(ctx.gx_dtype), dR.to(R.dtype), dc, dn, dlogf0, dh, None, None
 
 
-def slstm_fused_cuda(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str):
+def slstm_fused_cuda(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str,
+                     grad_clip: float | None = None):
     """gx: (B, T, 4, H, Dh) and R: (4, H, Dh, Dh), float32 or bfloat16 on one CUDA device; state (c, n, m, h)
-    each (B, H, Dh) float32. Returns h (B, T, H, Dh) in gx's dtype and the final SLSTMState in float32."""
-    h, c, n, m, h_last = _FusedSLSTMCUDA.apply(gx, R, *state, forget == "exp")
+    each (B, H, Dh) float32. Returns h (B, T, H, Dh) in gx's dtype and the final SLSTMState in float32;
+    grad_clip clamps the gradient reaching h_{t-1} through R."""
+    h, c, n, m, h_last = _FusedSLSTMCUDA.apply(gx, R, *state, forget == "exp", grad_clip)
     return h, SLSTMState(c, n, m, h_last)

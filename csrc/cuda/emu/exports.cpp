@@ -16,8 +16,8 @@ int xseq_emu_slstm_forward(int dt, const void* gx, const void* R, float* c, floa
 
 int xseq_emu_slstm_backward(const float* RT, const float* dh_out, float* dc, float* dn, float* dh,
                             const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0, int B,
-                            int T, int H, int Dh) {
-  return (int)xseq::slstm_backward(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0, B, T, H, Dh, nullptr);
+                            int T, int H, int Dh, float clip) {
+  return (int)xseq::slstm_backward(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0, B, T, H, Dh, clip, nullptr);
 }
 
 int xseq_emu_mlstm_step_forward(int dt, const void* q, const void* k, const void* v, const void* igate,
