@@ -71,6 +71,24 @@ __device__ __forceinline__ float dtil_row(int t, const float* igs, const float* 
   return mx;
 }
 
+// This thread's share of a Dqk x kBV column tile (columns e0 ...) of a (Dqk, Dv) float32 matrix, held in
+// registers by the state kernels: element r is row (tid + r kThreads) / kBV, column e0 + (tid + r kThreads) % kBV.
+__device__ __forceinline__ void tile_load(float (&reg)[kRegs], const float* M, int e0, const Dims& d) {
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = threadIdx.x + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    reg[r] = (dd < d.Dqk && e < d.Dv) ? M[(size_t)dd * d.Dv + e] : 0.f;
+  }
+}
+
+__device__ __forceinline__ void tile_store(const float (&reg)[kRegs], float* M, int e0, const Dims& d) {
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) {
+    const int u = threadIdx.x + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
+    if (dd < d.Dqk && e < d.Dv) M[(size_t)dd * d.Dv + e] = reg[r];
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
@@ -89,11 +107,7 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
   const bool lead = blockIdx.y == 0;     // the block that also owns n and m
   float rC[kRegs];
   float* Cg = C + (size_t)bh * d.Dqk * d.Dv;
-#pragma unroll
-  for (int r = 0; r < kRegs; ++r) {
-    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
-    rC[r] = (dd < d.Dqk && e < d.Dv) ? Cg[(size_t)dd * d.Dv + e] : 0.f;
-  }
+  tile_load(rC, Cg, e0, d);
   float rn = tid < d.Dqk ? n[(size_t)bh * d.Dqk + tid] : 0.f;
   float mm = m[bh];
   for (int c = 0; c < d.NC; ++c) {
@@ -118,11 +132,11 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
     // the state entering chunk c, then C = f C + i sum_j w_j k_j v_j^T and n = f n + i sum_j w_j k_j
     const size_t cbase = ((size_t)bh * d.NC + c) * d.Dqk;
     const float f = sc[0], i = sc[1];
+    tile_store(rC, Cin + cbase * d.Dv, e0, d);
 #pragma unroll
     for (int r = 0; r < kRegs; ++r) {
       const int u = tid + r * kThreads, dd = u / kBV, ee = u % kBV;
       if (dd < d.Dqk) {
-        if (e0 + ee < d.Dv) Cin[(cbase + dd) * d.Dv + e0 + ee] = rC[r];
         float acc = 0.f;
         for (int j = 0; j < Lc; ++j) acc += w[j] * ks[j * d.Dqk + dd] * vs[j * kBV + ee];
         rC[r] = f * rC[r] + i * acc;
@@ -138,11 +152,7 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
     mm = sc[2];
     __syncthreads();
   }
-#pragma unroll
-  for (int r = 0; r < kRegs; ++r) {
-    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
-    if (dd < d.Dqk && e < d.Dv) Cg[(size_t)dd * d.Dv + e] = rC[r];
-  }
+  tile_store(rC, Cg, e0, d);
   if (lead) {  // into separate buffers: the other column blocks of this head read the initial n and m
     if (tid < d.Dqk) n_out[(size_t)bh * d.Dqk + tid] = rn;
     if (tid == 0) m_out[bh] = mm;
@@ -371,21 +381,12 @@ state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float*
   const bool lead = blockIdx.y == 0;
   float rC[kRegs];
   float* dCg = dC + (size_t)bh * d.Dqk * d.Dv;
-#pragma unroll
-  for (int r = 0; r < kRegs; ++r) {
-    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
-    rC[r] = (dd < d.Dqk && e < d.Dv) ? dCg[(size_t)dd * d.Dv + e] : 0.f;
-  }
+  tile_load(rC, dCg, e0, d);
   float rn = tid < d.Dqk ? dn[(size_t)bh * d.Dqk + tid] : 0.f;
   for (int c = d.NC - 1; c >= 0; --c) {
     const int Lc = chunk_len(d, c);
     const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
-    // the gradient of the state after chunk c (what chunk c's writers feed)
-#pragma unroll
-    for (int r = 0; r < kRegs; ++r) {
-      const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
-      if (dd < d.Dqk && e < d.Dv) dCs[(cbase + dd) * d.Dv + e] = rC[r];
-    }
+    tile_store(rC, dCs + cbase * d.Dv, e0, d);  // the gradient of the state after chunk c (its writers feed it)
     if (lead && tid < d.Dqk) dns[cbase + tid] = rn;
     for (int t = tid; t < Lc; t += kThreads) logf[t] = log_sigmoid(to_float(fg[t0 + t]));
     __syncthreads();
@@ -427,11 +428,7 @@ state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float*
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int r = 0; r < kRegs; ++r) {
-    const int u = tid + r * kThreads, dd = u / kBV, e = e0 + u % kBV;
-    if (dd < d.Dqk && e < d.Dv) dCg[(size_t)dd * d.Dv + e] = rC[r];
-  }
+  tile_store(rC, dCg, e0, d);
   if (lead && tid < d.Dqk) dn[(size_t)bh * d.Dqk + tid] = rn;
 }
 
