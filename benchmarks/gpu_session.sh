@@ -16,5 +16,6 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 TORCH_EXTENSIONS_DIR
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 ./run.sh cuda-check 2>&1 | tail -n 3
-python3 -m pytest -q -m gpu -p no:cacheprovider tests/ops 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
-python3 benchmarks/kernels_gpu.py 2>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu.log"
+# each step bounded, so that one hang cannot spend the session's device time
+timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/ops 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
+timeout 300 python3 benchmarks/kernels_gpu.py 2>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu.log"
