@@ -11,6 +11,11 @@ _BUILT: dict = {}
 _BROKEN: dict[str, str] = {}
 
 
+def units(stem: str) -> list[Path]:
+    """The kernel-only units of an extension: `<stem>_kernels.cu` and `<stem>_<part>_kernels.cu`."""
+    return [SRC / f"{stem}_kernels.cu", *sorted(SRC.glob(f"{stem}_*_kernels.cu"))]
+
+
 def load(stem: str):
     """The compiled extension for `stem` ("slstm", "mlstm"); raises if it cannot be built."""
     if stem not in _BUILT:
@@ -19,8 +24,7 @@ def load(stem: str):
             raise ImportError(f"the CUDA sources are not at {SRC} (install xseq from a source checkout)")
         from torch.utils.cpp_extension import load as jit_load
 
-        units = [kernels, *sorted(SRC.glob(f"{stem}_*_kernels.cu"))]  # e.g. mlstm_chunk_kernels.cu
-        _BUILT[stem] = jit_load(name=f"xseq_{stem}_cuda", sources=[str(binding), *map(str, units)],
+        _BUILT[stem] = jit_load(name=f"xseq_{stem}_cuda", sources=[str(binding), *map(str, units(stem))],
                                 extra_cflags=["-O3", "-std=c++17"], extra_cuda_cflags=["-O3", "-std=c++17"])
     return _BUILT[stem]
 
