@@ -79,7 +79,7 @@ std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torc
                                           torch::Tensor fgate, torch::Tensor dh, torch::Tensor mrow,
                                           torch::Tensor den, torch::Tensor Cin, torch::Tensor nin,
                                           torch::Tensor m_in, torch::Tensor m_last, torch::Tensor dC,
-                                          torch::Tensor dn) {
+                                          torch::Tensor dn, bool simt) {
   const auto dt = mdtype(v);
   for (auto* x : {&q, &k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
   for (auto* x : {&dh, &mrow, &den, &Cin, &nin, &m_in, &m_last, &dC, &dn}) {
@@ -90,9 +90,13 @@ std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torc
   auto o = q.options().dtype(torch::kFloat32);
   auto dCs = torch::empty_like(Cin), dns = torch::empty_like(nin), ddot = torch::empty_like(mrow);
   auto dq = torch::empty({B, H, T, Dqk}, o), dk = torch::empty({B, H, T, Dqk}, o), dv = torch::empty({B, H, T, Dv}, o);
+  const bool tc = xseq::mlstm_chunk_bwd_tc(dt, (int)Dqk, (int)Dv);  // bfloat16 copies of the states
+  auto CinB = tc ? torch::empty(Cin.sizes(), o.dtype(torch::kBFloat16)) : torch::empty({0}, o);
+  auto dCsB = tc ? torch::empty(Cin.sizes(), o.dtype(torch::kBFloat16)) : torch::empty({0}, o);
   const xseq::MLSTMChunkBwd a{q.data_ptr(), k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(),
                               cf32(dh), f32(ddot), cf32(mrow), cf32(den), cf32(Cin), cf32(nin), cf32(m_in),
-                              cf32(m_last), f32(dC), f32(dn), f32(dCs), f32(dns), f32(dq), f32(dk), f32(dv)};
+                              cf32(m_last), f32(dC), f32(dn), f32(dCs), f32(dns), f32(dq), f32(dk), f32(dv),
+                              tc ? CinB.data_ptr() : nullptr, tc ? dCsB.data_ptr() : nullptr, simt};
   const cudaError_t err = xseq::mlstm_chunk_backward(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
                                                      c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunkwise backward: ", cudaGetErrorString(err));

@@ -577,6 +577,240 @@ grad_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restric
   }
 }
 
+// dq, dk, dv of a chunk on tensor cores, for bfloat16 inputs with Dqk and Dv multiples of 16: grad_kernel's
+// products as 16 x 16 x 16 bf16 products with float32 accumulation. The scores, the decay and dS stay float32
+// until they enter a product (as bfloat16); the row scalings of the state parts are folded into the A operands
+// (w0_t dh_t / norm_t, E_j k_j, E_j v_j) and the rank-1 terms (w0_t dd_t n_in, E_j dn) ride as one extra
+// 16-wide slice. C_in and the state gradients enter as bfloat16 copies. Each warp keeps its dq and dv tiles in
+// registers from the intra-chunk phase to the state phase.
+constexpr int kMaxTilesPerWarp = kChunk / kTile * (kMLSTMMaxDqk / kTile) / (kThreads / 32);  // 8
+
+// A 16 x 16 float tile into rows [0, rows) of a row-major float matrix, through this warp's scratch (the rows
+// past the chunk's end belong to the next head and must not be written).
+template <class Frag>
+__device__ __forceinline__ void store_tile_rows(const Frag& acc, float* dst, int ld, int rows, float* scratch) {
+  using namespace nvcuda;
+  wmma::store_matrix_sync(scratch, acc, kTile, wmma::mem_row_major);
+  __syncwarp();
+  for (int i = threadIdx.x % 32; i < kTile * kTile; i += 32)
+    if (i / kTile < rows) dst[(i / kTile) * ld + i % kTile] = scratch[i];
+  __syncwarp();
+}
+
+__global__ void __launch_bounds__(kThreads)
+grad_tc_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+               const __nv_bfloat16* __restrict__ v, const __nv_bfloat16* __restrict__ ig,
+               const __nv_bfloat16* __restrict__ fg, const float* __restrict__ dh, const float* __restrict__ ddot,
+               const float* __restrict__ mrow, const float* __restrict__ den,
+               const __nv_bfloat16* __restrict__ CinB, const float* __restrict__ nin, const float* __restrict__ min_,
+               const float* __restrict__ m_last, const __nv_bfloat16* __restrict__ dCB,
+               const float* __restrict__ dns, float* __restrict__ dq, float* __restrict__ dk,
+               float* __restrict__ dv, Dims d) {
+  using namespace nvcuda;
+  using bf = __nv_bfloat16;
+  using FragA = wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf, wmma::row_major>;
+  using FragAt = wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf, wmma::col_major>;
+  using FragB = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf, wmma::row_major>;
+  using FragBt = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf, wmma::col_major>;
+  using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float>;
+  XSEQ_DYNAMIC_SMEM(unsigned char, raw);
+  const int Dqk = d.Dqk, Dv = d.Dv, Dmax = Dqk > Dv ? Dqk : Dv;
+  bf* Qs = reinterpret_cast<bf*>(raw);    // (kChunk, Dqk)
+  bf* Ks = Qs + kChunk * Dqk;             // (kChunk, Dqk): k unscaled, later E_j k_j / sqrt(Dqk)
+  bf* Vs = Ks + kChunk * Dqk;             // (kChunk, Dv): v, later E_j v_j
+  bf* Hs = Vs + kChunk * Dv;              // (kChunk, Dv): dh, later w0_t dh_t / norm_t
+  bf* dSb = Hs + kChunk * Dv;             // (kChunk, kChunk): dS
+  bf* Cnb = dSb + kChunk * kChunk;        // (kChunk, kChunk): Ct / norm_t
+  bf* Ap = Cnb + kChunk * kChunk;         // (kChunk, kTile): the rank-1 slice's column
+  bf* Bp = Ap + kChunk * kTile;           // (kTile, Dmax): the rank-1 slice's row
+  float* Sf = reinterpret_cast<float*>(Bp + kTile * Dmax);  // (kChunk, kChunk): q k^T
+  float* Nf = Sf + kChunk * kChunk;       // (kChunk, kChunk): dh_t . v_j
+  float* Pf = Nf + kChunk * kChunk;       // (kChunk, kChunk): exp(Dtil - m_row)
+  float* scratch = Pf + kChunk * kChunk;  // (warps, kTile, kTile)
+  float* igs = scratch + (kThreads / 32) * kTile * kTile;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* E = a + kChunk;
+  float* rs = E + kChunk;
+  float* w0 = rs + kChunk;
+  float* dds = w0 + kChunk;
+  const int bh = blockIdx.x, c = blockIdx.y, tid = threadIdx.x, warp = tid / 32, nwarps = kThreads / 32;
+  const int Lc = chunk_len(d, c), TQ = Dqk / kTile, TV = Dv / kTile, TL = kChunk / kTile;
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * Dqk;
+  const float mi = min_[(size_t)bh * d.NC + c];
+  const float m_after = c + 1 < d.NC ? min_[(size_t)bh * d.NC + c + 1] : m_last[bh];
+  float* ws = scratch + warp * kTile * kTile;
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, E);
+  const bf zero = from_float<bf>(0.f);
+  for (int u = tid; u < kChunk * Dqk; u += kThreads) {  // rows past the chunk's end are zeros
+    const bool in = u < Lc * Dqk;
+    Qs[u] = in ? q[t0 * Dqk + u] : zero;
+    Ks[u] = in ? k[t0 * Dqk + u] : zero;
+  }
+  for (int u = tid; u < kChunk * Dv; u += kThreads) {
+    const bool in = u < Lc * Dv;
+    Vs[u] = in ? v[t0 * Dv + u] : zero;
+    Hs[u] = from_float<bf>(in ? dh[t0 * Dv + u] : 0.f);
+  }
+  for (int t = tid; t < kChunk; t += kThreads) {
+    float* row = Pf + t * kChunk;
+    if (t < Lc) {
+      const float mr = mrow[t0 + t];
+      dtil_row(t, igs, logf, row);
+      for (int j = 0; j < kChunk; ++j) row[j] = j <= t ? expf(row[j] - mr) : 0.f;
+      const RowGrad rg = row_grad(a[t], mi, mr, den[t0 + t], ddot[t0 + t]);
+      rs[t] = 1.f / rg.nrm;
+      w0[t] = rg.w0;
+      dds[t] = rg.dd;
+      E[t] = expf(E[t] - m_after);
+    } else {
+      for (int j = 0; j < kChunk; ++j) row[j] = 0.f;
+      rs[t] = w0[t] = dds[t] = E[t] = 0.f;
+    }
+  }
+  __syncthreads();
+  // q k^T into Sf and dh v^T into Nf, on and below the diagonal
+  for (int id = warp; id < 2 * TL * TL; id += nwarps) {
+    const int ti = (id % (TL * TL)) / TL, tj = id % TL;
+    if (tj > ti) continue;
+    const bool is_qk = id < TL * TL;
+    const bf* A = is_qk ? Qs : Hs;
+    const bf* Bm = is_qk ? Ks : Vs;
+    const int D = is_qk ? Dqk : Dv;
+    Acc acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk < D; kk += kTile) {
+      FragA fa;
+      FragBt fb;  // (k v)^T: the column-major view of the row-major K or V
+      wmma::load_matrix_sync(fa, A + ti * kTile * D + kk, D);
+      wmma::load_matrix_sync(fb, Bm + tj * kTile * D + kk, D);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync((is_qk ? Sf : Nf) + ti * kTile * kChunk + tj * kTile, acc, kChunk,
+                            wmma::mem_row_major);
+  }
+  __syncthreads();
+  for (int u = tid; u < kChunk * kChunk; u += kThreads) {  // Ct / norm and dS = (dh.v / norm + dd) p, causal
+    const int t = u / kChunk, j = u % kChunk;
+    const bool on = t < Lc && j <= t;
+    const float p = Pf[u];
+    Cnb[u] = from_float<bf>(on ? Sf[u] * d.scale * p * rs[t] : 0.f);
+    dSb[u] = from_float<bf>(on ? (Nf[u] * rs[t] + dds[t]) * p : 0.f);
+  }
+  __syncthreads();
+  // intra-chunk parts: dq = scale dS k (over j <= t), dv = (Ct / norm)^T dh (over t >= j)
+  Acc accq[kMaxTilesPerWarp], accv[kMaxTilesPerWarp];
+  for (int n = 0, id = warp; id < TL * TQ; id += nwarps, ++n) {
+    const int ti = id / TQ, td = id % TQ;
+    wmma::fill_fragment(accq[n], 0.f);
+    for (int kk = 0; kk <= ti; ++kk) {
+      FragA fa;
+      FragB fb;
+      wmma::load_matrix_sync(fa, dSb + ti * kTile * kChunk + kk * kTile, kChunk);
+      wmma::load_matrix_sync(fb, Ks + kk * kTile * Dqk + td * kTile, Dqk);
+      wmma::mma_sync(accq[n], fa, fb, accq[n]);
+    }
+    for (int i = 0; i < accq[n].num_elements; ++i) accq[n].x[i] *= d.scale;  // the scaled k
+  }
+  for (int n = 0, id = warp; id < TL * TV; id += nwarps, ++n) {
+    const int tj = id / TV, te = id % TV;
+    wmma::fill_fragment(accv[n], 0.f);
+    for (int kk = tj; kk < TL; ++kk) {
+      FragAt fa;  // (Ct / norm)^T: the column-major view of Cnb
+      FragB fb;
+      wmma::load_matrix_sync(fa, Cnb + kk * kTile * kChunk + tj * kTile, kChunk);
+      wmma::load_matrix_sync(fb, Hs + kk * kTile * Dv + te * kTile, Dv);
+      wmma::mma_sync(accv[n], fa, fb, accv[n]);
+    }
+  }
+  __syncthreads();
+  // fold the row scalings of the state parts into the operands; the rank-1 slice of dq: w0_t dd_t n_in
+  for (int u = tid; u < kChunk * Dv; u += kThreads) {
+    const int t = u / Dv;
+    Hs[u] = from_float<bf>(to_float(Hs[u]) * w0[t] * rs[t]);
+    Vs[u] = from_float<bf>(to_float(Vs[u]) * E[t]);
+  }
+  for (int u = tid; u < kChunk * Dqk; u += kThreads)  // E_j times the scaled k
+    Ks[u] = from_float<bf>(to_float(Ks[u]) * (E[u / Dqk] * d.scale));
+  for (int u = tid; u < kChunk * kTile; u += kThreads)
+    Ap[u] = from_float<bf>(u % kTile == 0 ? w0[u / kTile] * dds[u / kTile] : 0.f);
+  for (int u = tid; u < kTile * Dmax; u += kThreads)
+    Bp[u] = from_float<bf>(u < Dqk ? nin[cbase + u] : 0.f);
+  __syncthreads();
+  const bf* Cc = CinB + cbase * Dv;
+  const bf* dCc = dCB + cbase * Dv;
+  // dq += (w0 dh / norm) C_in^T + w0 dd n_in
+  for (int n = 0, id = warp; id < TL * TQ; id += nwarps, ++n) {
+    const int ti = id / TQ, td = id % TQ;
+    for (int ee = 0; ee < Dv; ee += kTile) {
+      FragA fa;
+      FragBt fb;  // C_in^T: the column-major view of C_in's rows td
+      wmma::load_matrix_sync(fa, Hs + ti * kTile * Dv + ee, Dv);
+      wmma::load_matrix_sync(fb, Cc + (size_t)td * kTile * Dv + ee, Dv);
+      wmma::mma_sync(accq[n], fa, fb, accq[n]);
+    }
+    FragA fa;
+    FragB fb;
+    wmma::load_matrix_sync(fa, Ap + ti * kTile * kTile, kTile);
+    wmma::load_matrix_sync(fb, Bp + td * kTile, Dmax);
+    wmma::mma_sync(accq[n], fa, fb, accq[n]);
+    const int rows = min(kTile, Lc - ti * kTile);
+    if (rows > 0) store_tile_rows(accq[n], dq + (t0 + ti * kTile) * Dqk + td * kTile, Dqk, rows, ws);
+  }
+  // dv += (E k) dC
+  for (int n = 0, id = warp; id < TL * TV; id += nwarps, ++n) {
+    const int tj = id / TV, te = id % TV;
+    for (int dd = 0; dd < Dqk; dd += kTile) {
+      FragA fa;
+      FragB fb;
+      wmma::load_matrix_sync(fa, Ks + tj * kTile * Dqk + dd, Dqk);
+      wmma::load_matrix_sync(fb, dCc + (size_t)dd * Dv + te * kTile, Dv);
+      wmma::mma_sync(accv[n], fa, fb, accv[n]);
+    }
+    const int rows = min(kTile, Lc - tj * kTile);
+    if (rows > 0) store_tile_rows(accv[n], dv + (t0 + tj * kTile) * Dv + te * kTile, Dv, rows, ws);
+  }
+  __syncthreads();
+  // the rank-1 slice of dk: E_j dn
+  for (int u = tid; u < kChunk * kTile; u += kThreads)
+    Ap[u] = from_float<bf>(u % kTile == 0 ? E[u / kTile] : 0.f);
+  for (int u = tid; u < kTile * Dmax; u += kThreads)
+    Bp[u] = from_float<bf>(u < Dqk ? dns[cbase + u] : 0.f);
+  __syncthreads();
+  // dk = dS^T q (over t >= j) + (E v) dC^T + E dn
+  for (int id = warp; id < TL * TQ; id += nwarps) {
+    const int tj = id / TQ, td = id % TQ;
+    Acc acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = tj; kk < TL; ++kk) {
+      FragAt fa;  // dS^T: the column-major view of dSb
+      FragB fb;
+      wmma::load_matrix_sync(fa, dSb + kk * kTile * kChunk + tj * kTile, kChunk);
+      wmma::load_matrix_sync(fb, Qs + kk * kTile * Dqk + td * kTile, Dqk);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    for (int ee = 0; ee < Dv; ee += kTile) {
+      FragA fa;
+      FragBt fb;  // dC^T
+      wmma::load_matrix_sync(fa, Vs + tj * kTile * Dv + ee, Dv);
+      wmma::load_matrix_sync(fb, dCc + (size_t)td * kTile * Dv + ee, Dv);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    FragA fa;
+    FragB fb;
+    wmma::load_matrix_sync(fa, Ap + tj * kTile * kTile, kTile);
+    wmma::load_matrix_sync(fb, Bp + td * kTile, Dmax);
+    wmma::mma_sync(acc, fa, fb, acc);
+    const int rows = min(kTile, Lc - tj * kTile);
+    if (rows > 0) store_tile_rows(acc, dk + (t0 + tj * kTile) * Dqk + td * kTile, Dqk, rows, ws);
+  }
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, size_t n) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    y[i] = from_float<__nv_bfloat16>(x[i]);
+}
+
 cudaError_t smem_optin(const void* kernel, size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
   int dev = 0, limit = 0;
@@ -593,6 +827,20 @@ size_t out_tc_smem(int Dqk) {
 }
 size_t state_smem(int Dqk) { return ((size_t)kChunk * Dqk + kChunk * kBV + 4 * kChunk + 4) * sizeof(float); }
 size_t out_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + kChunk * kChunk + 7 * kChunk) * sizeof(float); }
+size_t grad_tc_smem(int Dqk, int Dv) {
+  const size_t Dmax = Dqk > Dv ? Dqk : Dv;
+  return (2 * (size_t)kChunk * Dqk + 2 * (size_t)kChunk * Dv + 2 * kChunk * kChunk + kChunk * kTile + kTile * Dmax) *
+             2 +
+         (3 * (size_t)kChunk * kChunk + (kThreads / 32) * kTile * kTile + 7 * kChunk) * sizeof(float);
+}
+
+bool fits(size_t bytes) {
+  int dev = 0, limit = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return false;
+  return bytes <= (size_t)limit;
+}
+
 size_t grad_smem(int Dqk) { return ((size_t)2 * kChunk * Dqk + 2 * kChunk * kChunk + 7 * kChunk) * sizeof(float); }
 
 bool bad_dims(int B, int H, int T, int Dqk, int Dv) {
@@ -641,6 +889,20 @@ cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk,
       q, k, v, ig, fg, a.dh, a.mrow, a.den, a.Cin, a.min, a.ddot, d);
   XSEQ_LAUNCH(k3, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
       q, fg, a.dh, a.ddot, a.mrow, a.den, a.min, a.m_last, a.dC, a.dn, a.dCs, a.dns, d);
+  if constexpr (std::is_same<T, __nv_bfloat16>::value) {
+    if (mlstm_chunk_bwd_tc(MDType::bf16, Dqk, Dv) && !a.simt && fits(grad_tc_smem(Dqk, Dv))) {  // tensor cores
+      using bf = __nv_bfloat16;
+      auto k5 = grad_tc_kernel;
+      if ((err = smem_optin((const void*)k5, grad_tc_smem(Dqk, Dv))) != cudaSuccess) return err;
+      const size_t n = (size_t)B * H * d.NC * Dqk * Dv;
+      XSEQ_LAUNCH(to_bf16_kernel, dim3(1024), dim3(kThreads), 0, stream)(a.Cin, static_cast<bf*>(a.CinB), n);
+      XSEQ_LAUNCH(to_bf16_kernel, dim3(1024), dim3(kThreads), 0, stream)(a.dCs, static_cast<bf*>(a.dCsB), n);
+      XSEQ_LAUNCH(k5, dim3(B * H, d.NC), dim3(kThreads), grad_tc_smem(Dqk, Dv), stream)(
+          q, k, v, ig, fg, a.dh, a.ddot, a.mrow, a.den, static_cast<const bf*>(a.CinB), a.nin, a.min, a.m_last,
+          static_cast<const bf*>(a.dCsB), a.dns, a.dq, a.dk, a.dv, d);
+      return cudaGetLastError();
+    }
+  }
   XSEQ_LAUNCH(k4, dim3(B * H, d.NC), dim3(kThreads), grad_smem(Dqk), stream)(
       q, k, v, ig, fg, a.dh, a.ddot, a.mrow, a.den, a.Cin, a.nin, a.min, a.m_last, a.dCs, a.dns, a.dq, a.dk, a.dv, d);
   return cudaGetLastError();

@@ -42,7 +42,14 @@ struct MLSTMChunkBwd {
                            // initial state's
   float *dCs, *dns;        // (B, H, NC, Dqk, Dv), (B, H, NC, Dqk): scratch, the gradient of the state after each chunk
   float *dq, *dk, *dv;     // (B, H, T, Dqk), (B, H, T, Dqk), (B, H, T, Dv); dk is w.r.t. the scaled k
+  void *CinB, *dCsB;       // bfloat16 scratch of Cin's size where mlstm_chunk_bwd_tc holds, else unused
+  bool simt;               // bfloat16: take the float32 SIMT gradient kernel instead of tensor cores
 };
+
+// Whether the backward pass's gradient kernel can run on tensor cores (then CinB and dCsB are needed).
+inline bool mlstm_chunk_bwd_tc(MDType dt, int Dqk, int Dv) {
+  return dt == MDType::bf16 && Dqk % 16 == 0 && Dv % 16 == 0;
+}
 
 cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
                                 cudaStream_t stream);

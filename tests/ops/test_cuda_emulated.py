@@ -183,3 +183,23 @@ def test_mlstm_chunkwise_tensor_core_output_matches_simt(emulated, monkeypatch, 
     assert rel_err(h_tc, h_simt) <= 2e-2
     for a, b in zip(s_tc, s_simt):  # the state kernel is shared
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("T,Dqk,Dv,with_state", [(100, 32, 32, False), (130, 48, 80, True), (64, 16, 48, True),
+                                                 (90, 40, 64, True)])  # 40: SIMT path both ways
+def test_mlstm_chunkwise_tensor_core_gradients_match_simt(emulated, monkeypatch, T, Dqk, Dv, with_state):
+    """bfloat16: the tensor-core gradient kernel (wmma, emulated) against the float32 SIMT one, on the same
+    inputs and the same forward pass, and both against the float64 reference."""
+    inputs, state = checks.chunk_inputs(2, 2, T, Dqk, Dv, 1.0, with_state)
+    inputs = [x.to(torch.bfloat16) for x in inputs]
+    weights = [torch.randn(2, 2, T, Dv), torch.randn(2, 2, Dqk, Dv), torch.randn(2, 2, Dqk)]
+    ref = checks.run_chunkwise(torch_chunkwise, inputs, state, weights, torch.float64)
+    runs = []
+    for simt in (False, True):
+        monkeypatch.setattr(mlstm_cuda, "SIMT_GRAD", simt)
+        runs.append(checks.run_chunkwise(cuda_chunkwise, inputs, state, weights))
+    names = ["q", "k", "v", "igate", "fgate", "C0", "n0", "m0"]
+    for name, g_tc, g_simt, r in zip(names, runs[0][2], runs[1][2], ref[2]):
+        scale = r.abs().max().item()
+        assert rel_err(g_tc, g_simt, floor=0.1 * scale) <= 2e-2, name
+        assert rel_err(g_tc, r, floor=0.1 * scale) <= 5e-2, name

@@ -178,7 +178,7 @@ class MLSTM:
         return [h, n_out, m_out, Cin, nin, m_in, mrow, den]
 
     @staticmethod
-    def chunk_backward(q, k, v, igate, fgate, dh, mrow, den, Cin, nin, m_in, m_last, dC, dn):
+    def chunk_backward(q, k, v, igate, fgate, dh, mrow, den, Cin, nin, m_in, m_last, dC, dn, simt: bool = False):
         dt = _dt(v)
         for x, name in ((q, "q"), (k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):
             _check(x, name, v.dtype)
@@ -189,8 +189,11 @@ class MLSTM:
         Dv = v.shape[-1]
         dCs, dns, ddot = torch.empty_like(Cin), torch.empty_like(nin), torch.empty_like(mrow)
         dq, dk, dv = torch.empty(B, H, T, Dqk), torch.empty(B, H, T, Dqk), torch.empty(B, H, T, Dv)
+        tc = dt == 1 and Dqk % 16 == 0 and Dv % 16 == 0  # mlstm_chunk_bwd_tc: bfloat16 scratch for the states
+        CinB = torch.empty(Cin.shape, dtype=torch.bfloat16) if tc else None
+        dCsB = torch.empty(Cin.shape, dtype=torch.bfloat16) if tc else None
         _ok(library().xseq_emu_mlstm_chunk_backward(dt, *map(_ptr, (q, k, v, igate, fgate, dh, ddot, mrow, den, Cin,
                                                                     nin, m_in, m_last, dC, dn, dCs, dns, dq, dk,
-                                                                    dv)), B, H, T, Dqk, Dv),
+                                                                    dv, CinB, dCsB)), B, H, T, Dqk, Dv, int(simt)),
             "mLSTM CUDA chunkwise backward (emulated)")
         return [dq, dk, dv]

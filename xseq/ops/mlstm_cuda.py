@@ -13,8 +13,9 @@ from ._state import MLSTMState
 
 
 MAX_DQK = 256  # kMLSTMMaxDqk in csrc/cuda/mlstm_kernels.h
-# bfloat16 forward: the float32 SIMT output kernel instead of the tensor-core one (for comparisons)
+# bfloat16: the float32 SIMT kernels instead of the tensor-core ones (for comparisons)
 SIMT_OUTPUT = False
+SIMT_GRAD = False
 
 
 def extension():
@@ -63,7 +64,7 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
         final_share = (dC * C_T).sum((-1, -2)) + (dn * n_T).sum(-1)  # (B, H)
         dq, dks, dv = extension().chunk_backward(q.detach().contiguous(), ks.detach(), v.detach().contiguous(),
                                                  igate.detach().contiguous(), fgate.detach().contiguous(), dh,
-                                                 mrow, den, Cin, nin, m_in, m_T, dC, dn)
+                                                 mrow, den, Cin, nin, m_in, m_T, dC, dn, SIMT_GRAD)
         # in float64: the sums cancel where a gate barely matters, and float32 running sums over T would
         # leave their rounding in those small gradients (O(B H T) work, negligible beside the kernels)
         dig = (ks.double() * ctx.scale * dks.double()).sum(-1)

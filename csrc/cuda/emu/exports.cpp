@@ -38,9 +38,10 @@ int xseq_emu_mlstm_chunk_backward(int dt, const void* q, const void* k, const vo
                                   const void* fgate, const float* dh, float* ddot, const float* mrow,
                                   const float* den, const float* Cin, const float* nin, const float* min,
                                   const float* m_last, float* dC, float* dn, float* dCs, float* dns, float* dq,
-                                  float* dk, float* dv, int B, int H, int T, int Dqk, int Dv) {
+                                  float* dk, float* dv, void* CinB, void* dCsB, int B, int H, int T, int Dqk,
+                                  int Dv, int simt) {
   const xseq::MLSTMChunkBwd a{q, k, v, igate, fgate, dh, ddot, mrow, den, Cin, nin, min, m_last, dC, dn, dCs, dns,
-                              dq, dk, dv};
+                              dq, dk, dv, CinB, dCsB, simt != 0};
   return (int)xseq::mlstm_chunk_backward((xseq::MDType)dt, a, B, H, T, Dqk, Dv, nullptr);
 }
 
