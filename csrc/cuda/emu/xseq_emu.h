@@ -24,6 +24,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -73,7 +74,7 @@ enum class Order : int { forward = 0, reverse = 1, shuffle = 2 };
 struct Emu {
   dim3 grid, block, bid;
   std::vector<Fiber> fibers;
-  std::vector<std::vector<char>> stacks;
+  std::vector<std::unique_ptr<char[]>> stacks;  // fiber stacks, left uninitialised (only what is used is touched)
   ucontext_t sched;
   Fiber* cur = nullptr;
   std::vector<unsigned char> smem;
@@ -128,10 +129,10 @@ inline bool run_block(Emu& e, std::mt19937& rng) {
     Fiber& f = e.fibers[i];
     f.linear = i;
     f.idx = dim3(i % e.block.x, (i / e.block.x) % e.block.y, i / (e.block.x * e.block.y));
-    if (e.stacks[i].size() != e.stack_bytes) e.stacks[i].assign(e.stack_bytes, 0);
+    if (!e.stacks[i]) e.stacks[i].reset(new char[e.stack_bytes]);
     getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = e.stacks[i].data();
-    f.ctx.uc_stack.ss_size = e.stacks[i].size();
+    f.ctx.uc_stack.ss_sp = e.stacks[i].get();
+    f.ctx.uc_stack.ss_size = e.stack_bytes;
     f.ctx.uc_link = &e.sched;
     makecontext(&f.ctx, entry, 0);
   }
