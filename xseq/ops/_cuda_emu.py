@@ -59,7 +59,8 @@ def library() -> ctypes.CDLL:
 
 
 def configure(order: str = "forward", seed: int = 0, smem_optin: int = 232448) -> None:
-    """Order in which the fibers of a block run between barriers, and the device's opt-in shared memory."""
+    """Order in which blocks run, and the fibers of a block between barriers ("forward", "reverse", or
+    "shuffle" with `seed`), and the emulated device's opt-in shared memory per block in bytes."""
     library().xseq_emu_configure(ORDERS[order], ctypes.c_uint(seed), smem_optin)
 
 
