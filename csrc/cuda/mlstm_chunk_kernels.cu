@@ -847,11 +847,25 @@ bool bad_dims(int B, int H, int T, int Dqk, int Dv) {
   return B < 1 || H < 1 || T < 1 || Dqk < 1 || Dv < 1 || Dqk > kMLSTMMaxDqk;
 }
 
+Dims dims(int H, int T, int Dqk, int Dv) {
+  return Dims{H, T, Dqk, Dv, (T + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
+}
+
+// The sequence inputs of either pass, typed.
+template <typename T>
+struct Seq {
+  const T *q, *k, *v, *ig, *fg;
+  template <class Args>
+  explicit Seq(const Args& a)
+      : q(static_cast<const T*>(a.q)), k(static_cast<const T*>(a.k)), v(static_cast<const T*>(a.v)),
+        ig(static_cast<const T*>(a.igate)), fg(static_cast<const T*>(a.fgate)) {}
+};
+
 template <typename T>
 cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
-  const Dims d{H, T_, Dqk, Dv, (T_ + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
-  const T *q = static_cast<const T*>(a.q), *k = static_cast<const T*>(a.k), *v = static_cast<const T*>(a.v);
-  const T *ig = static_cast<const T*>(a.igate), *fg = static_cast<const T*>(a.fgate);
+  const Dims d = dims(H, T_, Dqk, Dv);
+  const Seq<T> x(a);
+  const T *q = x.q, *k = x.k, *v = x.v, *ig = x.ig, *fg = x.fg;
   auto k1 = state_fwd_kernel<T>;
   auto k2 = out_fwd_kernel<T>;
   cudaError_t err;
@@ -875,9 +889,9 @@ cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, 
 
 template <typename T>
 cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
-  const Dims d{H, T_, Dqk, Dv, (T_ + kChunk - 1) / kChunk, 1.f / sqrtf((float)Dqk)};
-  const T *q = static_cast<const T*>(a.q), *k = static_cast<const T*>(a.k), *v = static_cast<const T*>(a.v);
-  const T *ig = static_cast<const T*>(a.igate), *fg = static_cast<const T*>(a.fgate);
+  const Dims d = dims(H, T_, Dqk, Dv);
+  const Seq<T> x(a);
+  const T *q = x.q, *k = x.k, *v = x.v, *ig = x.ig, *fg = x.fg;
   auto k2 = ddot_kernel<T>;
   auto k3 = state_bwd_kernel<T>;
   auto k4 = grad_kernel<T>;
