@@ -6,7 +6,8 @@
 #   ./run.sh bench NAME      a benchmark from benchmarks/ (e.g. ./run.sh bench ops_cpu)
 #   ./run.sh xseq ARGS       the xseq command line
 #   ./run.sh cuda-check      compile every kernel-only CUDA unit (csrc/cuda/*_kernels.cu) with nvcc -c for
-#                            sm_80 and sm_90 (no GPU and no torch needed; CI runs it)
+#                            sm_80 and sm_90, and syntax-check the torch bindings (*_binding.cpp) against the
+#                            venv's torch headers (no GPU needed; CI runs it)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${XSEQ_VENV:-.venv}"
@@ -48,6 +49,20 @@ cuda_check() {
     echo "[xseq] nvcc -c $f (sm_80, sm_90)" >&2
     "$nvcc" -std=c++17 -O3 -c "$f" -o "$out/$(basename "$f" .cu).o" \
       -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  done
+  # the torch bindings: a syntax check against the installed torch's headers (a CPU wheel lacks only the
+  # generated c10/cuda/impl/cuda_cmake_macros.h, stubbed here) and the CUDA headers nvcc uses
+  setup
+  local cuda_inc; cuda_inc=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 |
+    sed -n 's/.*INCLUDES="-I\([^"]*\)".*/\1/p' | head -1)
+  mkdir -p "$out/stub/c10/cuda/impl"
+  echo '#pragma once' > "$out/stub/c10/cuda/impl/cuda_cmake_macros.h"
+  local inc; inc=$("$VENV/bin/python" -c "import sysconfig, torch.utils.cpp_extension as c
+print(' '.join('-I' + p for p in [*c.include_paths(), sysconfig.get_paths()['include']]))")
+  for f in csrc/cuda/*_binding.cpp; do
+    echo "[xseq] g++ -fsyntax-only $f (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))" >&2
+    # shellcheck disable=SC2086
+    "${CXX:-g++}" -std=c++20 -fsyntax-only -w -I"$out/stub" $inc -I"$cuda_inc" -DTORCH_EXTENSION_NAME=xseq_check "$f"
   done
   rm -rf "$out"
 }

@@ -73,6 +73,28 @@ std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch
   return {h, n_out, m_out, Cin, nin, m_in, mrow, den};
 }
 
+// The chunk recurrence alone, for the backward pass: k (B, H, T, Dqk) unscaled, v, igate, fgate as in
+// chunk_forward; C overwritten with the final C; n, m read only. Returns the final n and m, and Cin, nin, min.
+std::vector<torch::Tensor> chunk_states(torch::Tensor k, torch::Tensor v, torch::Tensor igate, torch::Tensor fgate,
+                                        torch::Tensor C, torch::Tensor n, torch::Tensor m) {
+  const auto dt = mdtype(v);
+  for (auto* x : {&k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
+  for (auto* x : {&C, &n, &m}) check(*x, "state", torch::kFloat32);
+  const int64_t B = k.size(0), H = k.size(1), T = k.size(2), Dqk = k.size(3), Dv = v.size(3);
+  const int64_t NC = (T + xseq::kMLSTMChunk - 1) / xseq::kMLSTMChunk;
+  const c10::cuda::CUDAGuard guard(k.device());
+  auto o = k.options().dtype(torch::kFloat32);
+  auto n_out = torch::empty_like(n), m_out = torch::empty_like(m);
+  auto Cin = torch::empty({B, H, NC, Dqk, Dv}, o), nin = torch::empty({B, H, NC, Dqk}, o);
+  auto m_in = torch::empty({B, H, NC}, o);
+  const xseq::MLSTMChunkStates a{k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(), f32(C), cf32(n),
+                                 cf32(m), f32(n_out), f32(m_out), f32(Cin), f32(nin), f32(m_in)};
+  const cudaError_t err = xseq::mlstm_chunk_states(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
+                                                   c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunk states: ", cudaGetErrorString(err));
+  return {n_out, m_out, Cin, nin, m_in};
+}
+
 // Chunkwise backward: dh (B, H, T, Dv) and the saved tensors, all float32; dC, dn the
 // final state's gradients, overwritten with the initial state's. Returns dq, dk (w.r.t. the scaled k), dv.
 std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
@@ -108,5 +130,6 @@ std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torc
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("step", &step, "fused mLSTM step (no autograd)");
   mod.def("chunk_forward", &chunk_forward, "chunkwise mLSTM forward");
+  mod.def("chunk_states", &chunk_states, "chunkwise mLSTM: the states entering each chunk");
   mod.def("chunk_backward", &chunk_backward, "chunkwise mLSTM backward");
 }

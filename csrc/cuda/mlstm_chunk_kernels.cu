@@ -862,16 +862,26 @@ struct Seq {
 };
 
 template <typename T>
+cudaError_t states_impl(const MLSTMChunkStates& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
+  const Dims d = dims(H, T_, Dqk, Dv);
+  auto k1 = state_fwd_kernel<T>;
+  cudaError_t err;
+  if ((err = smem_optin((const void*)k1, state_smem(Dqk))) != cudaSuccess) return err;
+  XSEQ_LAUNCH(k1, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
+      static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<const T*>(a.igate),
+      static_cast<const T*>(a.fgate), a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min, d);
+  return cudaGetLastError();
+}
+
+template <typename T>
 cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
   const Dims d = dims(H, T_, Dqk, Dv);
   const Seq<T> x(a);
   const T *q = x.q, *k = x.k, *v = x.v, *ig = x.ig, *fg = x.fg;
-  auto k1 = state_fwd_kernel<T>;
   auto k2 = out_fwd_kernel<T>;
+  const MLSTMChunkStates s{a.k, a.v, a.igate, a.fgate, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min};
   cudaError_t err;
-  if ((err = smem_optin((const void*)k1, state_smem(Dqk))) != cudaSuccess) return err;
-  XSEQ_LAUNCH(k1, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
-      k, v, ig, fg, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min, d);
+  if ((err = states_impl<T>(s, B, H, T_, Dqk, Dv, stream)) != cudaSuccess) return err;
   if constexpr (std::is_same<T, __nv_bfloat16>::value) {
     if (Dqk % kTile == 0 && !a.simt) {  // tensor cores
       auto k3 = out_fwd_tc_kernel;
@@ -929,6 +939,13 @@ cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int
   if (bad_dims(B, H, T, Dqk, Dv)) return cudaErrorInvalidValue;
   return dt == MDType::f32 ? forward_impl<float>(args, B, H, T, Dqk, Dv, stream)
                            : forward_impl<__nv_bfloat16>(args, B, H, T, Dqk, Dv, stream);
+}
+
+cudaError_t mlstm_chunk_states(MDType dt, const MLSTMChunkStates& args, int B, int H, int T, int Dqk, int Dv,
+                               cudaStream_t stream) {
+  if (bad_dims(B, H, T, Dqk, Dv)) return cudaErrorInvalidValue;
+  return dt == MDType::f32 ? states_impl<float>(args, B, H, T, Dqk, Dv, stream)
+                           : states_impl<__nv_bfloat16>(args, B, H, T, Dqk, Dv, stream);
 }
 
 cudaError_t mlstm_chunk_backward(MDType dt, const MLSTMChunkBwd& args, int B, int H, int T, int Dqk, int Dv,

@@ -32,6 +32,16 @@ struct MLSTMChunkFwd {
   bool simt;               // bfloat16: take the float32 SIMT output kernel instead of tensor cores
 };
 
+// The chunk recurrence alone (what the forward pass runs before the outputs): the backward pass recomputes the
+// states entering each chunk with it instead of keeping them between the passes (B H NC Dqk Dv floats).
+struct MLSTMChunkStates {
+  const void *k, *v, *igate, *fgate;
+  float* C;                // (B, H, Dqk, Dv): the initial C, overwritten with the final one
+  const float *n, *m;      // (B, H, Dqk), (B, H): the initial n and m (read only)
+  float *n_out, *m_out;    // (B, H, Dqk), (B, H): the final n and m
+  float *Cin, *nin, *min;  // (B, H, NC, Dqk, Dv), (B, H, NC, Dqk), (B, H, NC): the state entering each chunk
+};
+
 struct MLSTMChunkBwd {
   const void *q, *k, *v, *igate, *fgate;
   const float* dh;         // (B, H, T, Dv)
@@ -53,6 +63,8 @@ inline bool mlstm_chunk_bwd_tc(MDType dt, int Dqk, int Dv) {
 
 cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
                                 cudaStream_t stream);
+cudaError_t mlstm_chunk_states(MDType dt, const MLSTMChunkStates& args, int B, int H, int T, int Dqk, int Dv,
+                               cudaStream_t stream);
 cudaError_t mlstm_chunk_backward(MDType dt, const MLSTMChunkBwd& args, int B, int H, int T, int Dqk, int Dv,
                                  cudaStream_t stream);
 

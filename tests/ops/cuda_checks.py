@@ -117,25 +117,29 @@ def run_chunkwise(fn, inputs, state, weights, dtype=None):
     return h.detach(), [s.detach() for s in st], grads
 
 
-def chunkwise_matches_reference(ours, ref, device, B, H, T, Dqk, Dv, gate_scale, with_state):
+def chunkwise_matches_reference(ours, refs, device, B, H, T, Dqk, Dv, gate_scale, with_state):
     """Outputs, final state and the gradients of q, k, v, both gates and the initial state, against the
-    reference chunkwise form in float64: within 5e-5, or within 10x the error of that form in float32 where that
-    is larger. The SIMT kernels sum serially in float32 where torch's GEMMs sum in blocks, and the normaliser
-    amplifies either rounding where it cancels: measured up to ~6x the float32 form's error (bugs found so far
-    were 1e-3 and above: a race between column blocks gave 1.6e-3 and 0.12)."""
+    reference in float64 (the first of `refs`): within 5e-5, or within 10x the largest error of the reference
+    forms in `refs` run in float32 where that is larger. Several float32 forms (the chunkwise and the recurrent
+    one sum in different orders) because where the normaliser cancels, every float32 form's error is rounding
+    times the cancellation, and one form alone can be lucky: at the worst of 300 draws the float32 chunkwise
+    form was 2e-6 from float64, the recurrent form 1.7e-5 and the kernels 6.9e-5. The SIMT kernels sum
+    serially where torch's GEMMs sum in blocks; bugs found so far were 1e-3 and above (a race between column
+    blocks gave 1.6e-3 and 0.12)."""
     inputs, state = chunk_inputs(B, H, T, Dqk, Dv, gate_scale, with_state, device)
     weights = [torch.randn(B, H, T, Dv, device=device), torch.randn(B, H, Dqk, Dv, device=device),
                torch.randn(B, H, Dqk, device=device)]
-    ref64 = run_chunkwise(ref, inputs, state, weights, torch.float64)
-    ref32 = run_chunkwise(ref, inputs, state, weights)
+    ref64 = run_chunkwise(refs[0], inputs, state, weights, torch.float64)
+    ref32s = [run_chunkwise(ref, inputs, state, weights) for ref in refs]
     got = run_chunkwise(ours, inputs, state, weights)
 
-    def check(a, b, r, name, floor=0.0):
-        assert rel_err(a, r, floor) <= max(5e-5, 10 * rel_err(b, r, floor)), name
+    def check(a, bs, r, name, floor=0.0):
+        envelope = max(rel_err(b, r, floor) for b in bs)
+        assert rel_err(a, r, floor) <= max(5e-5, 10 * envelope), name
 
-    check(got[0], ref32[0], ref64[0], "h")
-    for name, a, b, r in zip("Cnm", got[1], ref32[1], ref64[1]):
-        check(a, b, r, name)
+    check(got[0], [b[0] for b in ref32s], ref64[0], "h")
+    for i, name in enumerate("Cnm"):
+        check(got[1][i], [b[1][i] for b in ref32s], ref64[1][i], name)
     names = ["q", "k", "v", "igate", "fgate", "C0", "n0", "m0"]
     scale = max(g.abs().max().item() for g in ref64[2])
     # gradients that must not vanish (at T = 1 from an empty state h = sign(q.k) v unless the lower bound of the
@@ -143,10 +147,10 @@ def chunkwise_matches_reference(ours, ref, device, B, H, T, Dqk, Dv, gate_scale,
     # term)
     flows = {"v", "igate"} | ({"C0", "n0", "m0", "fgate"} if with_state else set()) | (
         {"q", "k", "fgate"} if T > 1 and gate_scale == 1.0 else set())
-    for name, a, b, r in zip(names, got[2], ref32[2], ref64[2]):
+    for i, (name, a, r) in enumerate(zip(names, got[2], ref64[2])):
         assert r.abs().max() > 0 or name not in flows, name
         # measured against the scale of all the gradients of the backward pass: with extreme gates many entries
         # are tiny differences of large terms (the gate gradients come from sums of q.dq and k.dk over the
         # sequence, as in the official kernels), so a float32 rounding of those terms is what is measurable
         cancelling = name.endswith("gate") or name == "m0" or gate_scale > 1.0
-        check(a, b, r, name, floor=(1.0 if cancelling else 1e-2) * scale)
+        check(a, [b[2][i] for b in ref32s], r, name, floor=(1.0 if cancelling else 1e-2) * scale)

@@ -129,6 +129,10 @@ def torch_chunkwise(*a):
     return mlstm._mlstm_torch(*a, mode="chunkwise", chunk_size=64)
 
 
+def torch_recurrent(*a):
+    return mlstm._mlstm_torch(*a, mode="recurrent", chunk_size=64)
+
+
 def cuda_chunkwise(*a):
     return mlstm._mlstm_cuda(*a, mode="auto", chunk_size=64)
 
@@ -138,8 +142,8 @@ def cuda_chunkwise(*a):
 @pytest.mark.parametrize("gate_scale", [1.0, 10.0])
 @pytest.mark.parametrize("with_state", [False, True])
 def test_mlstm_chunkwise_kernels_match_reference(emulated, B, H, T, Dqk, Dv, gate_scale, with_state):
-    checks.chunkwise_matches_reference(cuda_chunkwise, torch_chunkwise, "cpu", B, H, T, Dqk, Dv, gate_scale,
-                                       with_state)
+    checks.chunkwise_matches_reference(cuda_chunkwise, [torch_chunkwise, torch_recurrent], "cpu", B, H, T, Dqk,
+                                       Dv, gate_scale, with_state)
 
 
 def test_mlstm_chunkwise_kernels_bfloat16(emulated):
@@ -153,6 +157,25 @@ def test_mlstm_chunkwise_kernels_bfloat16(emulated):
     assert rel_err(h, ref[0]) <= 2e-2
     for name, g, r in zip(["q", "k", "v", "igate", "fgate"], grads, ref[2]):
         assert g.dtype == torch.bfloat16 and rel_err(g, r) <= 5e-2, name
+
+
+def test_mlstm_chunkwise_keeps_no_chunk_states_between_passes(emulated):
+    """The states entering each chunk (B H NC Dqk Dv) are recomputed in the backward pass, not saved; the
+    gradients stay those of the reference (test above), here with an initial state to rerun from."""
+    B, H, T, D = 1, 2, 130, 128  # D > the chunk length: the chunk states outweigh every input
+    inputs, state = checks.chunk_inputs(B, H, T, D, D, 1.0, True)
+    leaves = [x.clone().requires_grad_() for x in (*inputs, *state)]
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x.numel()) or x, lambda x: x):
+        h, st = cuda_chunkwise(*leaves[:5], ops.MLSTMState(*leaves[5:]))
+    largest_input = max(x.numel() for x in leaves)
+    assert saved and max(saved) <= largest_input < B * H * 3 * D * D  # the 3 chunks' entering states
+    (h.sum() + st.C.sum()).backward()
+    ref = [x.clone().requires_grad_() for x in (*inputs, *state)]
+    h_r, st_r = torch_chunkwise(*ref[:5], ops.MLSTMState(*ref[5:]))
+    (h_r.sum() + st_r.C.sum()).backward()
+    for name, a, b in zip(["q", "k", "v", "igate", "fgate", "C0", "n0", "m0"], leaves, ref):
+        assert rel_err(a.grad, b.grad, floor=1e-3) <= 1e-4, name
 
 
 def test_mlstm_chunkwise_kernels_carry_state_across_calls(emulated):

@@ -64,8 +64,8 @@ def test_cuda_step_leaves_the_given_state_alone_and_defers_to_autograd():
 @pytest.mark.parametrize("gate_scale", [1.0, 10.0])
 @pytest.mark.parametrize("with_state", [False, True])
 def test_cuda_chunkwise_matches_reference(B, H, T, Dqk, Dv, gate_scale, with_state):
-    checks.chunkwise_matches_reference(seq_backend("cuda"), seq_backend("torch", mode="chunkwise"), CUDA, B, H, T,
-                                       Dqk, Dv, gate_scale, with_state)
+    refs = [seq_backend("torch", mode="chunkwise"), seq_backend("torch", mode="recurrent")]
+    checks.chunkwise_matches_reference(seq_backend("cuda"), refs, CUDA, B, H, T, Dqk, Dv, gate_scale, with_state)
 
 
 @pytest.mark.parametrize("Dqk", [64, 40])  # tensor-core output kernel, and the SIMT one (Dqk not a multiple of 16)

@@ -179,6 +179,25 @@ class MLSTM:
         return [h, n_out, m_out, Cin, nin, m_in, mrow, den]
 
     @staticmethod
+    def chunk_states(k, v, igate, fgate, C, n, m):
+        """The chunk recurrence alone: C is overwritten with the final C; returns the final n and m and the
+        states entering each chunk (Cin, nin, min)."""
+        dt = _dt(v)
+        for x, name in ((k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):
+            _check(x, name, v.dtype)
+        for x, name in ((C, "C"), (n, "n"), (m, "m")):
+            _check(x, name, torch.float32)
+        B, H, T, Dqk = k.shape
+        Dv = v.shape[-1]
+        NC = -(-T // CHUNK)
+        Cin, nin, m_in = torch.empty(B, H, NC, Dqk, Dv), torch.empty(B, H, NC, Dqk), torch.empty(B, H, NC)
+        n_out, m_out = torch.empty_like(n), torch.empty_like(m)
+        _ok(library().xseq_emu_mlstm_chunk_states(dt, *map(_ptr, (k, v, igate, fgate, C, n, m, n_out, m_out, Cin,
+                                                                  nin, m_in)), B, H, T, Dqk, Dv),
+            "mLSTM CUDA chunk states (emulated)")
+        return [n_out, m_out, Cin, nin, m_in]
+
+    @staticmethod
     def chunk_backward(q, k, v, igate, fgate, dh, mrow, den, Cin, nin, m_in, m_last, dC, dn, simt: bool = False):
         dt = _dt(v)
         for x, name in ((q, "q"), (k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):

@@ -38,7 +38,9 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
     """The chunkwise kernels (csrc/cuda/mlstm_chunk_kernels.cu) in autograd. The kernels return dq, dk and dv;
     the gate gradients follow from them exactly, because every log gate weight multiplies a q.k product:
     d itil_j = k_j . dk_j, and d log f_s = sum_{t >= s} q_t . dq_t - sum_{j >= s} k_j . dk_j + <dC_T, C_T> +
-    <dn_T, n_T> (the last two: the final state's share). The initial m gets <dC_0, C_0> + <dn_0, n_0>."""
+    <dn_T, n_T> (the last two: the final state's share). The initial m gets <dC_0, C_0> + <dn_0, n_0>.
+    Between the passes only O(B H T) tensors besides the inputs are kept: the backward pass reruns the chunk
+    recurrence for the states entering each chunk (B H NC Dqk Dv floats, 4 GB at B=H=8, T=16k, D=256)."""
 
     @staticmethod
     def forward(ctx, q, k, v, igate, fgate, C0, n0, m0, keep: bool):
@@ -49,22 +51,28 @@ class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
             q.detach().contiguous(), ks, v.detach().contiguous(), igate.detach().contiguous(),
             fgate.detach().contiguous(), C, n0.detach().float().contiguous(), m0.detach().float().contiguous(),
             SIMT_OUTPUT)
+        del Cin, nin, m_in  # recomputed by the backward pass: B H NC Dqk Dv floats are not kept between passes
         if keep:
-            ctx.save_for_backward(q, ks, v, igate, fgate, Cin, nin, m_in, mrow, den, C, n, m, C0, n0)
+            ctx.save_for_backward(q, ks, v, igate, fgate, mrow, den, C, n, m, C0, n0, m0)
             ctx.scale = scale
         ctx.mark_non_differentiable(m)
         return h, C, n, m
 
     @staticmethod
     def backward(ctx, dh, dC_T, dn_T, _dm_T):
-        q, ks, v, igate, fgate, Cin, nin, m_in, mrow, den, C_T, n_T, m_T, C0, n0 = ctx.saved_tensors
+        q, ks, v, igate, fgate, mrow, den, C_T, n_T, m_T, C0, n0, m0 = ctx.saved_tensors
+        ext = extension()
+        _, _, Cin, nin, m_in = ext.chunk_states(
+            ks, v.detach().contiguous(), igate.detach().contiguous(), fgate.detach().contiguous(),
+            C0.detach().float().contiguous().clone(), n0.detach().float().contiguous(),
+            m0.detach().float().contiguous())
         dh = v.new_zeros(v.shape, dtype=torch.float32) if dh is None else dh.float().contiguous()
         dC = torch.zeros_like(C_T) if dC_T is None else dC_T.float().contiguous().clone()
         dn = torch.zeros_like(n_T) if dn_T is None else dn_T.float().contiguous().clone()
         final_share = (dC * C_T).sum((-1, -2)) + (dn * n_T).sum(-1)  # (B, H)
-        dq, dks, dv = extension().chunk_backward(q.detach().contiguous(), ks.detach(), v.detach().contiguous(),
-                                                 igate.detach().contiguous(), fgate.detach().contiguous(), dh,
-                                                 mrow, den, Cin, nin, m_in, m_T, dC, dn, SIMT_GRAD)
+        dq, dks, dv = ext.chunk_backward(q.detach().contiguous(), ks.detach(), v.detach().contiguous(),
+                                         igate.detach().contiguous(), fgate.detach().contiguous(), dh, mrow, den,
+                                         Cin, nin, m_in, m_T, dC, dn, SIMT_GRAD)
         # in float64: the sums cancel where a gate barely matters, and float32 running sums over T would
         # leave their rounding in those small gradients (O(B H T) work, negligible beside the kernels)
         dig = (ks.double() * ctx.scale * dks.double()).sum(-1)

@@ -34,6 +34,13 @@ int xseq_emu_mlstm_chunk_forward(int dt, const void* q, const void* k, const voi
   return (int)xseq::mlstm_chunk_forward((xseq::MDType)dt, a, B, H, T, Dqk, Dv, nullptr);
 }
 
+int xseq_emu_mlstm_chunk_states(int dt, const void* k, const void* v, const void* igate, const void* fgate,
+                                float* C, const float* n, const float* m, float* n_out, float* m_out, float* Cin,
+                                float* nin, float* min, int B, int H, int T, int Dqk, int Dv) {
+  const xseq::MLSTMChunkStates a{k, v, igate, fgate, C, n, m, n_out, m_out, Cin, nin, min};
+  return (int)xseq::mlstm_chunk_states((xseq::MDType)dt, a, B, H, T, Dqk, Dv, nullptr);
+}
+
 int xseq_emu_mlstm_chunk_backward(int dt, const void* q, const void* k, const void* v, const void* igate,
                                   const void* fgate, const float* dh, float* ddot, const float* mrow,
                                   const float* den, const float* Cin, const float* nin, const float* min,
