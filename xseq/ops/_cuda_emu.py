@@ -157,21 +157,30 @@ class MLSTM:
         return h
 
     @staticmethod
+    def _state_buffers(seq, float32, k, v, n, m):
+        """Checks the sequence inputs (of v's dtype) and the float32 ones; returns the dtype code and the
+        buffers of the chunk recurrence: the final n and m, and the states entering each chunk."""
+        for x, name in seq:
+            _check(x, name, v.dtype)
+        for x, name in float32:
+            _check(x, name, torch.float32)
+        B, H, T, Dqk = k.shape
+        NC = -(-T // CHUNK)
+        buffers = [torch.empty_like(n), torch.empty_like(m), torch.empty(B, H, NC, Dqk, v.shape[-1]),
+                   torch.empty(B, H, NC, Dqk), torch.empty(B, H, NC)]
+        return _dt(v), buffers
+
+    @staticmethod
     def chunk_forward(q, k, v, igate, fgate, C, n, m, simt: bool = False):
         """k unscaled; C is overwritten with the final C; returns h, the final n and m, and what the backward
         pass needs."""
-        dt = _dt(v)
-        for x, name in ((q, "q"), (k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):
-            _check(x, name, v.dtype)
-        for x, name in ((C, "C"), (n, "n"), (m, "m")):
-            _check(x, name, torch.float32)
+        dt, (n_out, m_out, Cin, nin, m_in) = MLSTM._state_buffers(
+            ((q, "q"), (k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")), ((C, "C"), (n, "n"), (m, "m")),
+            k, v, n, m)
         B, H, T, Dqk = q.shape
         Dv = v.shape[-1]
-        NC = -(-T // CHUNK)
-        Cin, nin, m_in = torch.empty(B, H, NC, Dqk, Dv), torch.empty(B, H, NC, Dqk), torch.empty(B, H, NC)
         h = torch.empty(B, H, T, Dv, dtype=v.dtype)
         mrow, den = torch.empty(B, H, T), torch.empty(B, H, T)
-        n_out, m_out = torch.empty_like(n), torch.empty_like(m)
         _ok(library().xseq_emu_mlstm_chunk_forward(dt, *map(_ptr, (q, k, v, igate, fgate, C, n, m, n_out, m_out, Cin,
                                                                    nin, m_in, h, mrow, den)), B, H, T, Dqk, Dv,
                                                    int(simt)),
@@ -182,20 +191,13 @@ class MLSTM:
     def chunk_states(k, v, igate, fgate, C, n, m):
         """The chunk recurrence alone: C is overwritten with the final C; returns the final n and m and the
         states entering each chunk (Cin, nin, min)."""
-        dt = _dt(v)
-        for x, name in ((k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")):
-            _check(x, name, v.dtype)
-        for x, name in ((C, "C"), (n, "n"), (m, "m")):
-            _check(x, name, torch.float32)
+        dt, out = MLSTM._state_buffers(((k, "k"), (v, "v"), (igate, "igate"), (fgate, "fgate")),
+                                       ((C, "C"), (n, "n"), (m, "m")), k, v, n, m)
         B, H, T, Dqk = k.shape
-        Dv = v.shape[-1]
-        NC = -(-T // CHUNK)
-        Cin, nin, m_in = torch.empty(B, H, NC, Dqk, Dv), torch.empty(B, H, NC, Dqk), torch.empty(B, H, NC)
-        n_out, m_out = torch.empty_like(n), torch.empty_like(m)
-        _ok(library().xseq_emu_mlstm_chunk_states(dt, *map(_ptr, (k, v, igate, fgate, C, n, m, n_out, m_out, Cin,
-                                                                  nin, m_in)), B, H, T, Dqk, Dv),
+        _ok(library().xseq_emu_mlstm_chunk_states(dt, *map(_ptr, (k, v, igate, fgate, C, n, m, *out)), B, H, T, Dqk,
+                                                  v.shape[-1]),
             "mLSTM CUDA chunk states (emulated)")
-        return [n_out, m_out, Cin, nin, m_in]
+        return out
 
     @staticmethod
     def chunk_backward(q, k, v, igate, fgate, dh, mrow, den, Cin, nin, m_in, m_last, dC, dn, simt: bool = False):
