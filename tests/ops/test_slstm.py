@@ -193,8 +193,13 @@ def test_fused_matches_reference_everywhere(forget, H, Dh, gate_range):
         results[backend] = (h.detach(), [s.detach() for s in st], [x.grad for x in leaves])
     (h_t, s_t, g_t), (h_f, s_f, g_f) = results["torch"], results["numba"]
     assert rel_err(h_f, h_t) <= 1e-5
+    # c and n are stored against the stabiliser m: where |m| is large (hundreds with exp forget gates of
+    # U(-50, 50)), an ulp of m, 2^-24 |m| of relative size, is how far two float32 loops may split the same
+    # state differently between c and m (h = o c / n is unaffected; measured: up to 0.4 of this bar over 1000
+    # draws, and 1.5e-5 against a flat 1e-5 bar at |m| = 800)
+    split_tol = max(1e-5, 2.0**-24 * s_t[2].abs().max().item())
     for name, a, b in zip("cnmh", s_f, s_t):
-        assert rel_err(a, b) <= 1e-5, name
+        assert rel_err(a, b) <= (split_tol if name in "cn" else 1e-5), name
     # the gradient into m0 is d(log f_1) = dc0 c0 + dn0 n0, two terms that cancel: measure it against their
     # size, not against what is left of them (with gates of U(-50, 50) that can be 1e-4 of it, and an ulp of
     # difference in any gate moves it by more than 1e-5 of itself, in float32, between any two implementations)
