@@ -122,9 +122,9 @@ def chunkwise_matches_reference(ours, refs, device, B, H, T, Dqk, Dv, gate_scale
     reference in float64 (the first of `refs`): within 5e-5, or within 10x the largest error of the reference
     forms in `refs` run in float32 where that is larger. Several float32 forms (the chunkwise and the recurrent
     one sum in different orders) because where the normaliser cancels, every float32 form's error is rounding
-    times the cancellation, and one form alone can be lucky: at the worst of 300 draws the float32 chunkwise
-    form was 2e-6 from float64, the recurrent form 1.7e-5 and the kernels 6.9e-5. The SIMT kernels sum
-    serially where torch's GEMMs sum in blocks; bugs found so far were 1e-3 and above (a race between column
+    times the cancellation, and one form alone can be lucky: at the worst of 300 draws the chunkwise form's q
+    gradient was 2.5e-6 from float64, the recurrent form's 1.7e-5 and the kernels' 6.9e-5. The SIMT kernels
+    sum serially where torch's GEMMs sum in blocks; bugs found so far were 1e-3 and above (a race between column
     blocks gave 1.6e-3 and 0.12)."""
     inputs, state = chunk_inputs(B, H, T, Dqk, Dv, gate_scale, with_state, device)
     weights = [torch.randn(B, H, T, Dv, device=device), torch.randn(B, H, Dqk, Dv, device=device),
