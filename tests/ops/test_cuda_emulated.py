@@ -99,6 +99,17 @@ def test_slstm_kernels_bfloat16(emulated, gate_range):
     checks.slstm_bfloat16(slstm._slstm_cuda, "cpu", 5, 24, 2, 32, gate_range)
 
 
+def test_slstm_kernels_keep_nothing_for_backward_without_grad(emulated, monkeypatch):
+    kept = []
+    forward = _cuda_emu.SLSTM.forward
+    monkeypatch.setattr(_cuda_emu.SLSTM, "forward", staticmethod(lambda *a: kept.append(a[-1]) or forward(*a)))
+    gx, R = torch.randn(2, 10, 4, 2, 8), (torch.randn(4, 2, 8, 8) * 0.3).requires_grad_()
+    with torch.no_grad():
+        h_ng, _ = slstm._slstm_cuda(gx, R, None, forget="sigmoid")
+    h, _ = slstm._slstm_cuda(gx, R, None, forget="sigmoid")
+    assert kept == [False, True] and torch.equal(h_ng, h.detach())
+
+
 def test_slstm_kernels_carry_state_across_calls(emulated):
     checks.slstm_carries_state(slstm._slstm_cuda, "cpu")
 

@@ -215,6 +215,26 @@ def test_fused_matches_reference_everywhere(forget, H, Dh, gate_range):
         assert rel_err(a, b, floor=floors.get(name, 0.0)) <= 1e-5, name
 
 
+def test_fused_keeps_nothing_for_backward_without_grad(monkeypatch):
+    """Under torch.no_grad (inference with parameters that require grad) the fused loop does not store the
+    per-step gates, c and n; with grad enabled it does, and the gradient is the reference's."""
+    from xseq.ops import slstm_cpu
+
+    kept = []
+    apply = slstm_cpu._FusedSLSTM.apply
+    monkeypatch.setattr(slstm_cpu._FusedSLSTM, "apply", lambda *a: kept.append(a[-1]) or apply(*a))
+    gx, R = make_inputs(T=20)
+    R.requires_grad_()
+    with torch.no_grad():
+        ops.slstm(gx, R, backend="numba")
+    h, _ = ops.slstm(gx, R, backend="numba")
+    assert kept == [False, True]
+    h.sum().backward()
+    R_t = R.detach().clone().requires_grad_()
+    ops.slstm(gx, R_t, backend="torch")[0].sum().backward()
+    assert rel_err(R.grad, R_t.grad) <= 1e-5
+
+
 def test_fused_without_grad_and_fallback_warning(monkeypatch):
     import importlib
 

@@ -156,10 +156,9 @@ def _bhd(a: np.ndarray) -> torch.Tensor:
 
 class _FusedSLSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip):
+    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip, keep: bool):
         B, T, _, H, Dh = gx.shape
         ctx.clip = np.inf if grad_clip is None else float(grad_clip)
-        keep = any(ctx.needs_input_grad[:6])
         c, n, m, h = (_state_hbd(s) for s in (c0, n0, m0, h0))
         dt = c.dtype
         h_out = np.empty((B, T, H, Dh), dt)
@@ -200,12 +199,15 @@ class _FusedSLSTM(torch.autograd.Function):
         # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]: one product per head
         dR = torch.bmm(torch.from_numpy(hprev).view(H, B * T, Dh).transpose(1, 2), dpre_t.view(H, B * T, 4 * Dh))
         dR = dR.view(H, Dh, 4, Dh).permute(2, 0, 1, 3)
-        return dgx, dR, _bhd(dc), _bhd(dn), _bhd(dlogf0), _bhd(dh), None, None
+        return dgx, dR, _bhd(dc), _bhd(dn), _bhd(dlogf0), _bhd(dh), None, None, None
 
 
 def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str, grad_clip: float | None = None):
     """gx: (B, T, 4, H, Dh), R: (4, H, Dh, Dh), state (c, n, m, h) each (B, H, Dh), all float32 or float64 on
     CPU. Returns h (B, T, H, Dh) and the final SLSTMState, differentiable in gx, R, c, n, m, h; grad_clip
     clamps the gradient reaching h_{t-1} through R (see slstm_ref._ClipRecurrentGrad)."""
-    h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp", grad_clip)
+    # what the backward pass needs is kept only where a gradient can be asked for (inside forward,
+    # needs_input_grad ignores torch.no_grad)
+    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (gx, R, *state))
+    h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp", grad_clip, keep)
     return h, SLSTMState(c, n, m, h_last)

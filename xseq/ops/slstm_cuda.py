@@ -21,8 +21,7 @@ def extension():
 
 class _FusedSLSTMCUDA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip):
-        keep = any(ctx.needs_input_grad[:6])
+    def forward(ctx, gx, R, c0, n0, m0, h0, exp_forget: bool, grad_clip, keep: bool):
         ctx.clip = float("inf") if grad_clip is None else float(grad_clip)
         c, n, m, h = (s.detach().float().contiguous().clone() for s in (c0, n0, m0, h0))
         hout, gates, cs, ns, hprev = extension().forward(gx.detach().contiguous(), R.detach().contiguous(),
@@ -47,7 +46,7 @@ class _FusedSLSTMCUDA(torch.autograd.Function):
         dpre, dlogf0 = extension().backward(RT, dh_out, dc, dn, dh, gates, cs, ns, ctx.clip)
         # dR[g, hh] = sum over batch and time of h_{t-1}[hh]^T dpre_t[g, hh]
         dR = torch.einsum("tbhd,btghe->ghde", hprev, dpre)
-        return dpre.to(ctx.gx_dtype), dR.to(R.dtype), dc, dn, dlogf0, dh, None, None
+        return dpre.to(ctx.gx_dtype), dR.to(R.dtype), dc, dn, dlogf0, dh, None, None, None
 
 
 def slstm_fused_cuda(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: str,
@@ -55,5 +54,8 @@ def slstm_fused_cuda(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forge
     """gx: (B, T, 4, H, Dh) and R: (4, H, Dh, Dh), float32 or bfloat16 on one CUDA device; state (c, n, m, h)
     each (B, H, Dh) float32. Returns h (B, T, H, Dh) in gx's dtype and the final SLSTMState in float32;
     grad_clip clamps the gradient reaching h_{t-1} through R."""
-    h, c, n, m, h_last = _FusedSLSTMCUDA.apply(gx, R, *state, forget == "exp", grad_clip)
+    # what the backward pass needs is kept only where a gradient can be asked for (inside forward,
+    # needs_input_grad ignores torch.no_grad)
+    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (gx, R, *state))
+    h, c, n, m, h_last = _FusedSLSTMCUDA.apply(gx, R, *state, forget == "exp", grad_clip, keep)
     return h, SLSTMState(c, n, m, h_last)
