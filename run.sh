@@ -53,8 +53,9 @@ cuda_check() {
   # the torch bindings: a syntax check against the installed torch's headers (a CPU wheel lacks only the
   # generated c10/cuda/impl/cuda_cmake_macros.h, stubbed here) and the CUDA headers nvcc uses
   setup
-  local cuda_inc; cuda_inc=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 |
-    sed -n 's/.*INCLUDES="-I\([^"]*\)".*/\1/p' | head -1)
+  local cuda_inc; cuda_inc=$({ "$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 || true; } |
+    awk 'match($0, /INCLUDES="-I[^"]*"/) && !f { print substr($0, RSTART + 12, RLENGTH - 13); f = 1 }')
+  [ -n "$cuda_inc" ] || cuda_inc="$(dirname "$(readlink -f "$nvcc")")/../include"
   mkdir -p "$out/stub/c10/cuda/impl"
   echo '#pragma once' > "$out/stub/c10/cuda/impl/cuda_cmake_macros.h"
   local inc; inc=$("$VENV/bin/python" -c "import sysconfig, torch.utils.cpp_extension as c
