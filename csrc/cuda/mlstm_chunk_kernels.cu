@@ -876,8 +876,7 @@ cudaError_t states_impl(const MLSTMChunkStates& a, int B, int H, int T_, int Dqk
 template <typename T>
 cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
   const Dims d = dims(H, T_, Dqk, Dv);
-  const Seq<T> x(a);
-  const T *q = x.q, *k = x.k, *v = x.v, *ig = x.ig, *fg = x.fg;
+  const auto [q, k, v, ig, fg] = Seq<T>(a);
   auto k2 = out_fwd_kernel<T>;
   const MLSTMChunkStates s{a.k, a.v, a.igate, a.fgate, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min};
   cudaError_t err;
@@ -900,8 +899,7 @@ cudaError_t forward_impl(const MLSTMChunkFwd& a, int B, int H, int T_, int Dqk, 
 template <typename T>
 cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
   const Dims d = dims(H, T_, Dqk, Dv);
-  const Seq<T> x(a);
-  const T *q = x.q, *k = x.k, *v = x.v, *ig = x.ig, *fg = x.fg;
+  const auto [q, k, v, ig, fg] = Seq<T>(a);
   auto k2 = ddot_kernel<T>;
   auto k3 = state_bwd_kernel<T>;
   auto k4 = grad_kernel<T>;

@@ -39,3 +39,10 @@ def resolve(op: str, backend: str, device: torch.device) -> Callable:
     if not chosen.available(device):
         raise ValueError(f"backend {backend!r} for {op} is not available on device {device}")
     return chosen.fn
+
+
+def keep_for_backward(*tensors: torch.Tensor) -> bool:
+    """Whether a fused kernel's forward must keep what its backward pass needs: only where a gradient can be
+    asked for. Decided by the caller, because inside autograd.Function.forward needs_input_grad ignores
+    torch.no_grad."""
+    return torch.is_grad_enabled() and any(x.requires_grad for x in tensors)

@@ -9,6 +9,7 @@ import math
 import torch
 
 from ._cuda_ext import load
+from ._dispatch import keep_for_backward
 from ._state import MLSTMState
 
 
@@ -89,7 +90,6 @@ def mlstm_chunkwise_cuda(q, k, v, igate, fgate, state: MLSTMState, dtype: torch.
     """q, k (B, H, T, Dqk) unscaled, v (B, H, T, Dv), gates (B, H, T), run in `dtype` (float32 or bfloat16);
     state float32. Returns h (B, H, T, Dv) in `dtype` and the final MLSTMState (float32)."""
     inputs = [x.to(dtype) for x in (q, k, v, igate, fgate)]
-    # what the backward pass needs is kept only where a gradient can be asked for
-    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (*inputs, *state))
+    keep = keep_for_backward(*inputs, *state)
     h, C, n, m = _ChunkwiseMLSTMCUDA.apply(*inputs, *state, keep)
     return h, MLSTMState(C, n, m)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ._cpu_math import consts, slstm_cell
+from ._dispatch import keep_for_backward
 from ._state import SLSTMState
 
 
@@ -206,8 +207,6 @@ def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: st
     """gx: (B, T, 4, H, Dh), R: (4, H, Dh, Dh), state (c, n, m, h) each (B, H, Dh), all float32 or float64 on
     CPU. Returns h (B, T, H, Dh) and the final SLSTMState, differentiable in gx, R, c, n, m, h; grad_clip
     clamps the gradient reaching h_{t-1} through R (see slstm_ref._ClipRecurrentGrad)."""
-    # what the backward pass needs is kept only where a gradient can be asked for (inside forward,
-    # needs_input_grad ignores torch.no_grad)
-    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (gx, R, *state))
+    keep = keep_for_backward(gx, R, *state)
     h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp", grad_clip, keep)
     return h, SLSTMState(c, n, m, h_last)

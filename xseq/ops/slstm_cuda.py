@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._cuda_ext import load
+from ._dispatch import keep_for_backward
 from ._state import SLSTMState
 
 MAX_HEAD_SIZE = 256  # kSLSTMMaxHeadSize in csrc/cuda/slstm_kernels.h: one thread per gate row, 4 * Dh per block
@@ -54,8 +55,6 @@ def slstm_fused_cuda(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forge
     """gx: (B, T, 4, H, Dh) and R: (4, H, Dh, Dh), float32 or bfloat16 on one CUDA device; state (c, n, m, h)
     each (B, H, Dh) float32. Returns h (B, T, H, Dh) in gx's dtype and the final SLSTMState in float32;
     grad_clip clamps the gradient reaching h_{t-1} through R."""
-    # what the backward pass needs is kept only where a gradient can be asked for (inside forward,
-    # needs_input_grad ignores torch.no_grad)
-    keep = torch.is_grad_enabled() and any(x.requires_grad for x in (gx, R, *state))
+    keep = keep_for_backward(gx, R, *state)
     h, c, n, m, h_last = _FusedSLSTMCUDA.apply(gx, R, *state, forget == "exp", grad_clip, keep)
     return h, SLSTMState(c, n, m, h_last)
