@@ -3,12 +3,15 @@ CountRecall, Autoencode; Easy and Medium) with the same budget for each of xLSTM
 same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then the project's cue-recall task
 (delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
 Needs the bench extra (popgym).
+Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, env steps, mean return) and each task's
+learning curves, one line per agent, to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
-       [--gamma 0.0] [--cue-steps N (0 skips cue recall)]
+       [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--out runs/popgym]
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -48,15 +51,33 @@ def popgym_env(task: str):
     return lambda: cls()
 
 
-def best_eval(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, **kw) -> float:
+def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, **kw) -> list[tuple[int, float]]:
+    """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...]."""
     agent = RecurrentPPO(env, seed=seed, eval_interval=0, eval_episodes=episodes, **PPO, **kw)
-    best = -float("inf")
+    curve = []
     chunk = max(steps // evals, agent.config.num_envs * agent.config.rollout_steps)
     while agent.num_timesteps < steps:
         agent.learn(min(chunk, steps - agent.num_timesteps), progress=False)
-        best = max(best, agent.evaluate(episodes)[0])
+        curve.append((agent.num_timesteps, float(agent.evaluate(episodes)[0])))
     agent.close()
-    return best
+    return curve
+
+
+def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, curve in curves.items():
+        ax.plot([s for s, _ in curve], [r for _, r in curve], "o-", ms=3, label=name)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("mean deterministic return (32 episodes)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
@@ -66,17 +87,43 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gamma", type=float, default=PPO["gamma"],
                    help="discount of every agent on the POPGym tasks (the cue-recall runs use 0.99)")
+    p.add_argument("--rollout-steps", type=int, default=PPO["rollout_steps"],
+                   help="rollout (and training sequence) length per env of every agent; minibatches hold "
+                        "whole sequences, about 256 env steps")
     p.add_argument("--cue-steps", type=int, default=None,
                    help="budget of the cue-recall runs (default: --steps; 0 skips them)")
+    p.add_argument("--out", default="runs/popgym", help="folder of the learning-curve CSV and PNG files")
     args = p.parse_args()
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        p.error(f"--tasks: unknown {unknown}; expected some of {TASKS}")
+    if args.rollout_steps < 1:
+        p.error(f"--rollout-steps: expected a positive number of steps, got {args.rollout_steps}")
     torch.set_num_threads(1)
     PPO["gamma"] = args.gamma
+    # minibatches of whole sequences, about 256 env steps as at the default rollout (at least one sequence)
+    PPO["rollout_steps"] = args.rollout_steps
+    PPO["minibatch_size"] = args.rollout_steps * max(1, 256 // args.rollout_steps)
+    os.makedirs(args.out, exist_ok=True)
+    csv_path = os.path.join(args.out, f"curves_seed{args.seed}.csv")
+    new = not os.path.exists(csv_path)
+    with open(csv_path, "a", newline="") as f:
+        if new:
+            csv.writer(f).writerow(["task", "agent", "seed", "gamma", "rollout_steps", "env_steps", "mean_return"])
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}, "
-           f"gamma {args.gamma}")
+           f"gamma {args.gamma}, rollout {args.rollout_steps}")
     print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in AGENTS) + "   minutes")
     for task in args.tasks:
         t0 = time.perf_counter()
-        scores = [best_eval(popgym_env(task), args.steps, args.seed, **kw) for kw in AGENTS.values()]
+        curves = {}
+        for name, kw in AGENTS.items():
+            curves[name] = curve = eval_curve(popgym_env(task), args.steps, args.seed, **kw)
+            with open(csv_path, "a", newline="") as f:  # written per agent, so a stopped run keeps what it did
+                csv.writer(f).writerows([task, name, args.seed, args.gamma, args.rollout_steps, s, f"{r:.4f}"]
+                                        for s, r in curve)
+        plot_curves(curves, os.path.join(args.out, f"{task}_seed{args.seed}.png"),
+                    f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}")
+        scores = [max(r for _, r in c) for c in curves.values()]
         print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
               flush=True)
     steps = args.steps if args.cue_steps is None else args.cue_steps
@@ -85,8 +132,8 @@ def main():
     PPO["gamma"] = 0.99  # as measured for the issue; the cue task is a one-step bandit at its end either way
     print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
     for name in ("xLSTM", "FF, 4 frames"):
-        score = best_eval("xseq/CueRecall-v0", steps, args.seed, episodes=100, env_kwargs={"delay": 50},
-                          **AGENTS[name])
+        score = max(r for _, r in eval_curve("xseq/CueRecall-v0", steps, args.seed, episodes=100,
+                                                env_kwargs={"delay": 50}, **AGENTS[name]))
         print(f"  {name:<14s} {score:.3f}", flush=True)
 
 
