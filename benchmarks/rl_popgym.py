@@ -4,8 +4,7 @@ same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then th
 (delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
 Needs the bench extra (popgym).
 Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, seed, gamma, rollout, env steps, mean
-return) and each task's
-learning curves, one line per agent, to OUT/<task>_seed<S>.png.
+return) and each task's learning curves, one line per agent, to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
        [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--out runs/popgym]
 """
