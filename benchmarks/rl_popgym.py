@@ -106,9 +106,8 @@ def main():
     PPO["minibatch_size"] = args.rollout_steps * max(1, 256 // args.rollout_steps)
     os.makedirs(args.out, exist_ok=True)
     csv_path = os.path.join(args.out, f"curves_seed{args.seed}.csv")
-    new = not os.path.exists(csv_path)
-    with open(csv_path, "a", newline="") as f:
-        if new:
+    if not os.path.exists(csv_path):
+        with open(csv_path, "w", newline="") as f:
             csv.writer(f).writerow(["task", "agent", "seed", "gamma", "rollout_steps", "env_steps", "mean_return"])
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}, "
            f"gamma {args.gamma}, rollout {args.rollout_steps}")
