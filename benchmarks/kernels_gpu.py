@@ -8,7 +8,11 @@ official `mlstm_kernels` chunkwise Triton kernels (xl_chunk) and causal scaled_d
 FlashAttention backend, forward and forward+backward, with achieved TFLOP/s against the device's measured
 bf16 matmul and copy ceilings. Median of timed repeats after warm-up, with CUDA events. Peers that are not
 installed or fail are reported, not skipped silently.
-Usage: python benchmarks/kernels_gpu.py [--repeats 10] [--T 2048] [--skip-slstm] [--mlstm-T 2048 8192 16384]"""
+Our rows load the extensions explicitly: a failed build is reported as a failed row, never timed as the PyTorch
+fallback. The PyTorch forms of xseq (the sLSTM reference loop, the mLSTM chunkwise form) are timed beside them.
+Usage: python benchmarks/kernels_gpu.py [--repeats 10] [--T 2048] [--sections slstm step seq]
+                                        [--mlstm-T 2048 8192 16384]
+       python benchmarks/kernels_gpu.py --build-official 1024 512   (JIT-build the official sLSTM kernels only)"""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +20,12 @@ import statistics
 import sys
 import traceback
 
+import time
+
 import torch
 
 from xseq import ops
+from xseq.ops import _cuda_ext
 
 
 def cuda_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -47,11 +54,21 @@ def fwd_bwd(run, leaves):
 
 
 def ours(B, T, d, H, dtype):
+    _cuda_ext.load("slstm")  # raises where the build fails, rather than timing the fallback
     gx = torch.randn(B, T, 4, H, d // H, device="cuda", dtype=dtype, requires_grad=True)
     R = (torch.randn(4, H, d // H, d // H, device="cuda") / (d // H) ** 0.5).to(dtype).requires_grad_()
 
     def run():
         return ops.slstm(gx, R, backend="cuda")[0]
+    return run, [gx, R]
+
+
+def reference(B, T, d, H, dtype):
+    gx = torch.randn(B, T, 4, H, d // H, device="cuda", dtype=dtype, requires_grad=True)
+    R = (torch.randn(4, H, d // H, d // H, device="cuda") / (d // H) ** 0.5).to(dtype).requires_grad_()
+
+    def run():
+        return ops.slstm(gx, R, backend="torch")[0]
     return run, [gx, R]
 
 
@@ -78,32 +95,69 @@ def official(B, T, d, H, dtype):
     return run, [x, *cell.parameters()]
 
 
+def build_official(sizes, B):
+    """JIT-build (and cache) the official sLSTM kernels for each hidden size, so that timing runs find them."""
+    for d in sizes:
+        t0 = time.perf_counter()
+        run, _ = official(B, 8, d, 4, torch.bfloat16)
+        with torch.no_grad():
+            run()
+        torch.cuda.synchronize()
+        print(f"official xlstm sLSTM d={d}: built and ran in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def slstm_flops(B, T, d, H, impl):
+    """Forward multiply-adds x 2 of the recurrence: block-diagonal R (4 gates x d x d/H per step) for the
+    sLSTMs; cuDNN's LSTM has a dense R and its input product too (2 x 4d x d per step)."""
+    return 2 * B * T * (2 * 4 * d * d if impl == "cudnn" else 4 * d * (d // H))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--T", type=int, default=2048)
     p.add_argument("--B", type=int, default=16)
-    p.add_argument("--skip-slstm", action="store_true")
+    p.add_argument("--sections", nargs="+", choices=["slstm", "step", "seq"], default=["slstm", "step", "seq"])
     p.add_argument("--mlstm-T", type=int, nargs="+", default=[2048, 8192, 16384])
+    p.add_argument("--build-official", type=int, nargs="+", metavar="D", default=None)
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("kernels_gpu needs a CUDA device")
-    print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}, median of {args.repeats} after warm-up")
-    dtype = torch.bfloat16
-    if args.skip_slstm:
-        mlstm_sequences(args)
+    if args.build_official:
+        build_official(args.build_official, args.B)
         return
+    print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}, median of {args.repeats} after warm-up")
+    for stem in ("slstm", "mlstm"):
+        t0 = time.perf_counter()
+        try:
+            _cuda_ext.load(stem)
+            print(f"xseq {stem} extension loaded in {time.perf_counter() - t0:.1f} s")
+        except Exception as e:  # its rows then report the failure
+            print(f"xseq {stem} extension FAILED to build: {type(e).__name__}: {str(e)[-400:]}")
+    if "slstm" in args.sections:
+        slstm_sequences(args)
+    if "step" in args.sections:
+        mlstm_step()
+    if "seq" in args.sections:
+        mlstm_sequences(args)
+
+
+def slstm_sequences(args):
+    dtype = torch.bfloat16
     print(f"\nsLSTM, B={args.B}, T={args.T}, 4 heads, bfloat16: milliseconds (ratio = peer / ours)")
-    print(f"  {'d':>5s} {'impl':<22s} {'forward':>10s} {'fwd+bwd':>10s} {'ratio f':>8s} {'ratio fb':>8s}")
+    print(f"  {'d':>5s} {'impl':<22s} {'forward':>10s} {'fwd+bwd':>10s} {'ratio f':>8s} {'ratio fb':>8s} "
+          f"{'TFLOP/s f':>9s}")
     for d in (1024, 512):
         base = None
         for name, make in (("xseq fused (cuda)", ours), ("official xlstm cuda", official),
-                           ("torch.nn.LSTM (cuDNN)", cudnn)):
+                           ("torch.nn.LSTM (cuDNN)", cudnn), ("xseq reference (torch)", reference)):
+            # the reference is a Python loop over T, seconds per call: timed briefly
+            repeats, warmup = (2, 0) if make is reference else (args.repeats, 2)
             try:
                 run, leaves = make(args.B, args.T, d, 4, dtype)
                 with torch.no_grad():
-                    f = cuda_time(run, args.repeats)
-                fb = cuda_time(fwd_bwd(run, leaves), args.repeats)
+                    f = cuda_time(run, repeats, warmup)
+                fb = cuda_time(fwd_bwd(run, leaves), repeats, warmup)
             except Exception as e:  # a missing or failing peer is reported in the table
                 print(f"  {d:5d} {name:<22s} failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                 traceback.print_exc(limit=2, file=sys.stderr)
@@ -111,9 +165,18 @@ def main():
             if make is ours:
                 base = (f, fb)
             ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
-            print(f"  {d:5d} {name:<22s} {f:10.2f} {fb:10.2f} {ratios}", flush=True)
+            tflops = slstm_flops(args.B, args.T, d, 4, "cudnn" if make is cudnn else "slstm") / f / 1e9
+            print(f"  {d:5d} {name:<22s} {f:10.2f} {fb:10.2f} {ratios} {tflops:9.2f}", flush=True)
             del run, leaves
             torch.cuda.empty_cache()
+
+
+def mlstm_step():
+    try:
+        _cuda_ext.load("mlstm")
+    except Exception as e:
+        print(f"\nmLSTM step: xseq mlstm extension failed to build ({type(e).__name__}); not timed")
+        return
     print("\nmLSTM step (generation / streaming, no autograd), 4 heads, Dqk = Dv = 256: microseconds per step")
     print(f"  {'B':>5s} {'dtype':<9s} {'fused (cuda)':>13s} {'PyTorch step':>13s} {'ratio':>7s}")
     for B in (1, 16, 256):
@@ -125,7 +188,6 @@ def main():
                 times = [1000 * cuda_time(lambda b=b: ops.mlstm_step(q, k, v, ig, fg, state, backend=b), 200)
                          for b in ("cuda", "torch")]
             print(f"  {B:5d} {str(dt)[6:]:<9s} {times[0]:13.1f} {times[1]:13.1f} {times[1] / times[0]:7.2f}")
-    mlstm_sequences(args)
 
 
 def ceilings():
@@ -156,13 +218,20 @@ def mlstm_sequences(args):
     for T in args.mlstm_T:
         for D in (128, 256):
             base = None
-            for name in ("xseq chunkwise (cuda)", "official xl_chunk (triton)", "SDPA causal (flash)"):
+            for name in ("xseq chunkwise (cuda)", "official xl_chunk (triton)", "SDPA causal (flash)",
+                         "xseq chunkwise (torch)"):
                 try:
                     leaves = [torch.randn(B, H, T, D, device="cuda", dtype=dt, requires_grad=True) for _ in range(3)]
                     gates = [torch.randn(B, H, T, device="cuda", dtype=dt, requires_grad=True) for _ in range(2)]
-                    if name.startswith("xseq"):
+                    if name == "xseq chunkwise (cuda)":
+                        _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
+
                         def run():
                             return ops.mlstm(*leaves, *gates, backend="cuda")[0]
+                        args_ = leaves + gates
+                    elif name.startswith("xseq"):
+                        def run():
+                            return ops.mlstm(*leaves, *gates, backend="torch", mode="chunkwise")[0]
                         args_ = leaves + gates
                     elif name.startswith("official"):
                         from mlstm_kernels.torch.chunkwise import mlstm_chunkwise__xl_chunk
@@ -177,16 +246,18 @@ def mlstm_sequences(args):
                             with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                                 return F.scaled_dot_product_attention(*leaves, is_causal=True)
                         args_ = leaves
+                    # the PyTorch form is far slower and memory-hungry: timed briefly
+                    repeats, warmup = (3, 1) if name == "xseq chunkwise (torch)" else (args.repeats, 2)
                     with torch.no_grad():
-                        f = cuda_time(run, args.repeats)
-                    fb = cuda_time(fwd_bwd(run, args_), args.repeats)
+                        f = cuda_time(run, repeats, warmup)
+                    fb = cuda_time(fwd_bwd(run, args_), repeats, warmup)
                 except Exception as e:
                     print(f"  {T:6d} {D:4d} {name:<26s} failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
                     traceback.print_exc(limit=2, file=sys.stderr)
                     continue
                 finally:
                     torch.cuda.empty_cache()
-                if name.startswith("xseq"):
+                if name == "xseq chunkwise (cuda)":
                     base = (f, fb)
                 ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
                 tflops = mlstm_flops(B, H, T, D) / f / 1e9 if not name.startswith("SDPA") else \

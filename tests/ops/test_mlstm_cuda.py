@@ -7,11 +7,19 @@ import pytest
 import torch
 
 from xseq import ops
+from xseq.ops import _cuda_ext
 from tests.helpers import rel_err
 from tests.ops import cuda_checks as checks
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    """A failed build fails these tests: backend="cuda" would otherwise fall back to the reference (with a
+    warning) and compare it with itself."""
+    _cuda_ext.load("mlstm")
 
 
 def step_backend(name):
