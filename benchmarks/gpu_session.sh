@@ -52,5 +52,5 @@ wait "$official"; echo "official build exit $?"; tail -n 2 "$OUT/official_build.
 cat "$OUT/official_build.log" >>"$OUT/builds.log"; rm -f "$OUT/official_build.log"
 stamp "benchmarks"
 timeout 150 python3 benchmarks/kernels_gpu.py --sections slstm step 2>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu_slstm.log"
-timeout 180 python3 benchmarks/kernels_gpu.py --sections seq 2>>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu_seq.log"
+timeout 270 python3 benchmarks/kernels_gpu.py --sections seq 2>>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu_seq.log"
 stamp "done"

@@ -16,11 +16,13 @@ Usage: python benchmarks/kernels_gpu.py [--repeats 10] [--T 2048] [--sections sl
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
-import traceback
-
 import time
+import traceback
 
 import torch
 
@@ -120,9 +122,13 @@ def main():
     p.add_argument("--sections", nargs="+", choices=["slstm", "step", "seq"], default=["slstm", "step", "seq"])
     p.add_argument("--mlstm-T", type=int, nargs="+", default=[2048, 8192, 16384])
     p.add_argument("--build-official", type=int, nargs="+", metavar="D", default=None)
+    p.add_argument("--official-child", nargs="+", metavar="T:D", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("kernels_gpu needs a CUDA device")
+    if args.official_child:
+        official_child([tuple(map(int, c.split(":"))) for c in args.official_child], args.repeats)
+        return
     if args.build_official:
         build_official(args.build_official, args.B)
         return
@@ -177,7 +183,8 @@ def mlstm_step():
     except Exception as e:
         print(f"\nmLSTM step: xseq mlstm extension failed to build ({type(e).__name__}); not timed")
         return
-    print("\nmLSTM step (generation / streaming, no autograd), 4 heads, Dqk = Dv = 256: microseconds per step")
+    print("\nmLSTM step (generation / streaming, no autograd, validate=False), 4 heads, Dqk = Dv = 256: "
+          "microseconds per step")
     print(f"  {'B':>5s} {'dtype':<9s} {'fused (cuda)':>13s} {'PyTorch step':>13s} {'ratio':>7s}")
     for B in (1, 16, 256):
         for dt in (torch.float32, torch.bfloat16):
@@ -185,7 +192,9 @@ def mlstm_step():
             ig, fg = (torch.randn(B, 4, device="cuda", dtype=dt) for _ in range(2))
             _, state = ops.mlstm_step(q, k, v, ig, fg, backend="torch")
             with torch.no_grad():
-                times = [1000 * cuda_time(lambda b=b: ops.mlstm_step(q, k, v, ig, fg, state, backend=b), 200)
+                # validate=False, as a Stream calls it: the checks' device syncs would dominate both
+                times = [1000 * cuda_time(lambda b=b: ops.mlstm_step(q, k, v, ig, fg, state, backend=b,
+                                                                     validate=False), 200)
                          for b in ("cuda", "torch")]
             print(f"  {B:5d} {str(dt)[6:]:<9s} {times[0]:13.1f} {times[1]:13.1f} {times[1] / times[0]:7.2f}")
 
@@ -206,63 +215,125 @@ def mlstm_flops(B, H, T, D, L=64):
     return 2 * B * H * T * (L * D + 2 * D * D)
 
 
-def mlstm_sequences(args):
+OURS, OFFICIAL, SDPA, TORCH_FORM = ("xseq chunkwise (cuda)", "official xl_chunk (triton)", "SDPA causal (flash)",
+                                   "xseq chunkwise (torch)")
+
+
+def time_mlstm(name, B, H, T, D, repeats):
+    """(forward ms, forward+backward ms) of one mLSTM sequence implementation on fresh random bfloat16 inputs."""
     import torch.nn.functional as F
 
+    dt = torch.bfloat16
+    leaves = [torch.randn(B, H, T, D, device="cuda", dtype=dt, requires_grad=True) for _ in range(3)]
+    gates = [torch.randn(B, H, T, device="cuda", dtype=dt, requires_grad=True) for _ in range(2)]
+    args_ = leaves + gates
+    if name == OURS:
+        _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
+
+        def run():
+            return ops.mlstm(*leaves, *gates, backend="cuda")[0]
+    elif name == TORCH_FORM:
+        def run():
+            return ops.mlstm(*leaves, *gates, backend="torch", mode="chunkwise")[0]
+    elif name == OFFICIAL:
+        from mlstm_kernels.torch.chunkwise import mlstm_chunkwise__xl_chunk
+
+        def run():
+            return mlstm_chunkwise__xl_chunk(*leaves, *gates, chunk_size=128)
+    else:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def run():
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                return F.scaled_dot_product_attention(*leaves, is_causal=True)
+        args_ = leaves
+    # the PyTorch form is far slower and memory-hungry: timed briefly
+    repeats, warmup = (3, 1) if name == TORCH_FORM else (repeats, 2)
+    try:
+        with torch.no_grad():
+            f = cuda_time(run, repeats, warmup)
+        fb = cuda_time(fwd_bwd(run, args_), repeats, warmup)
+    finally:
+        del leaves, gates, args_
+        torch.cuda.empty_cache()
+    return f, fb
+
+
+def official_child(configs, repeats):
+    """The official kernels in a process of their own (--official-child): their Triton build can abort the
+    process (an LLVM assertion was seen with triton 3.6). Prints one XSEQ_ROW json line per configuration."""
+    for T, D in configs:
+        try:
+            f, fb = time_mlstm(OFFICIAL, 8, 8, T, D, repeats)
+            row = {"T": T, "D": D, "f": f, "fb": fb}
+        except Exception as e:
+            row = {"T": T, "D": D, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"}
+            traceback.print_exc(limit=2, file=sys.stderr)
+        print("XSEQ_ROW " + json.dumps(row), flush=True)
+
+
+def official_rows(configs, repeats):
+    """{(T, D): row} of the official kernels, from child processes; where one aborts, the configurations left
+    run again with Triton's LLVM optimisation off (DISABLE_LLVM_OPT=1), and their rows say so."""
+    rows, left = {}, list(configs)
+    for extra in ({}, {"DISABLE_LLVM_OPT": "1"}):
+        if not left:
+            break
+        cmd = [sys.executable, __file__, "--repeats", str(repeats), "--official-child", *(f"{T}:{D}" for T, D in left)]
+        try:
+            proc = subprocess.run(cmd, env={**os.environ, **extra}, capture_output=True, text=True, timeout=200)
+            out, err, rc = proc.stdout, proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as e:
+            out, err, rc = (e.stdout or b"").decode(), (e.stderr or b"").decode(), "timeout"
+        for line in out.splitlines():
+            if line.startswith("XSEQ_ROW "):
+                row = json.loads(line[9:])
+                row["note"] = " (LLVM opt off)" if extra else ""
+                rows[(row["T"], row["D"])] = row
+        sys.stderr.write(err[-3000:])
+        if rc != 0:
+            tail = [ln for ln in err.splitlines() if ln.strip()][-1:] or ["(no output)"]
+            print(f"  the official kernels' process ended with {rc}: {tail[0][:160]}", flush=True)
+        left = [c for c in left if c not in rows]
+    return rows
+
+
+def mlstm_sequences(args):
     peak, bw = ceilings()
     print(f"\nmLSTM sequences, B=8, H=8, bfloat16 (device ceilings measured here: bf16 matmul {peak:.0f} TFLOP/s, "
           f"copy {bw:.0f} GB/s): milliseconds (ratio = peer / ours)")
-    print(f"  {'T':>6s} {'D':>4s} {'impl':<26s} {'forward':>9s} {'fwd+bwd':>9s} {'ratio f':>8s} {'ratio fb':>8s} "
-          f"{'TFLOP/s f':>9s}")
-    B, H, dt = 8, 8, torch.bfloat16
-    for T in args.mlstm_T:
-        for D in (128, 256):
-            base = None
-            for name in ("xseq chunkwise (cuda)", "official xl_chunk (triton)", "SDPA causal (flash)",
-                         "xseq chunkwise (torch)"):
-                try:
-                    leaves = [torch.randn(B, H, T, D, device="cuda", dtype=dt, requires_grad=True) for _ in range(3)]
-                    gates = [torch.randn(B, H, T, device="cuda", dtype=dt, requires_grad=True) for _ in range(2)]
-                    if name == "xseq chunkwise (cuda)":
-                        _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
+    head = (f"  {'T':>6s} {'D':>4s} {'impl':<42s} {'forward':>9s} {'fwd+bwd':>9s} {'ratio f':>8s} {'ratio fb':>8s} "
+            f"{'TFLOP/s f':>9s}")
+    print(head)
+    B, H = 8, 8
+    configs = [(T, D) for T in args.mlstm_T for D in (128, 256)]
+    ours = {}
 
-                        def run():
-                            return ops.mlstm(*leaves, *gates, backend="cuda")[0]
-                        args_ = leaves + gates
-                    elif name.startswith("xseq"):
-                        def run():
-                            return ops.mlstm(*leaves, *gates, backend="torch", mode="chunkwise")[0]
-                        args_ = leaves + gates
-                    elif name.startswith("official"):
-                        from mlstm_kernels.torch.chunkwise import mlstm_chunkwise__xl_chunk
+    def show(T, D, name, f, fb):
+        base = ours.get((T, D))
+        ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
+        tflops = (4 * B * H * T * T / 2 * D if name.startswith("SDPA") else mlstm_flops(B, H, T, D)) / f / 1e9
+        print(f"  {T:6d} {D:4d} {name:<42s} {f:9.2f} {fb:9.2f} {ratios} {tflops:9.1f}", flush=True)
 
-                        def run():
-                            return mlstm_chunkwise__xl_chunk(*leaves, *gates, chunk_size=128)
-                        args_ = leaves + gates
-                    else:
-                        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-                        def run():
-                            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                                return F.scaled_dot_product_attention(*leaves, is_causal=True)
-                        args_ = leaves
-                    # the PyTorch form is far slower and memory-hungry: timed briefly
-                    repeats, warmup = (3, 1) if name == "xseq chunkwise (torch)" else (args.repeats, 2)
-                    with torch.no_grad():
-                        f = cuda_time(run, repeats, warmup)
-                    fb = cuda_time(fwd_bwd(run, args_), repeats, warmup)
-                except Exception as e:
-                    print(f"  {T:6d} {D:4d} {name:<26s} failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
-                    traceback.print_exc(limit=2, file=sys.stderr)
-                    continue
-                finally:
-                    torch.cuda.empty_cache()
-                if name == "xseq chunkwise (cuda)":
-                    base = (f, fb)
-                ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
-                tflops = mlstm_flops(B, H, T, D) / f / 1e9 if not name.startswith("SDPA") else \
-                    4 * B * H * T * T / 2 * D / f / 1e9
-                print(f"  {T:6d} {D:4d} {name:<26s} {f:9.2f} {fb:9.2f} {ratios} {tflops:9.1f}", flush=True)
+    for T, D in configs:
+        for name in (OURS, SDPA, TORCH_FORM):
+            try:
+                f, fb = time_mlstm(name, B, H, T, D, args.repeats)
+            except Exception as e:
+                print(f"  {T:6d} {D:4d} {name:<42s} failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+                traceback.print_exc(limit=2, file=sys.stderr)
+                continue
+            if name == OURS:
+                ours[(T, D)] = (f, fb)
+            show(T, D, name, f, fb)
+    official = official_rows(configs, args.repeats)
+    for T, D in configs:
+        row = official.get((T, D))
+        name = OFFICIAL + (row or {}).get("note", "")
+        if row is None or "error" in row:
+            print(f"  {T:6d} {D:4d} {name:<42s} failed: {(row or {}).get('error', 'no result')}")
+        else:
+            show(T, D, name, row["f"], row["fb"])
 
 
 if __name__ == "__main__":

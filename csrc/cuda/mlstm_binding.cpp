@@ -13,9 +13,9 @@ void check(const torch::Tensor& x, const char* name, torch::ScalarType dtype) {
   TORCH_CHECK(x.scalar_type() == dtype, name, " must be ", dtype, "; got ", x.scalar_type());
 }
 
-// q, k (B, H, Dqk), v (B, H, Dv), igate, fgate (B, H) float32 or bfloat16, k unscaled; C, n, m float32,
-// updated in place. Returns h (B, H, Dv) in v's dtype.
-torch::Tensor step(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate, torch::Tensor fgate,
+// q, k (B, H, Dqk), v (B, H, Dv), igate, fgate (B, H) float32 or bfloat16, k unscaled; C, n, m float32, left
+// unchanged. Returns h (B, H, Dv) in v's dtype and the new C, n, m.
+std::vector<torch::Tensor> step(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate, torch::Tensor fgate,
                    torch::Tensor C, torch::Tensor n, torch::Tensor m) {
   const auto dt = v.scalar_type();
   TORCH_CHECK(dt == torch::kFloat32 || dt == torch::kBFloat16, "v must be float32 or bfloat16; got ", dt);
@@ -28,14 +28,19 @@ torch::Tensor step(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Ten
   check(n, "n", torch::kFloat32);
   check(m, "m", torch::kFloat32);
   const int64_t B = q.size(0), H = q.size(1), Dqk = q.size(2), Dv = v.size(2);
+  TORCH_CHECK(C.dim() == 4 && C.size(0) == B && C.size(1) == H && C.size(2) == Dqk && C.size(3) == Dv,
+              "C must be (B, H, Dqk, Dv)");
+  TORCH_CHECK(n.numel() == B * H * Dqk && m.numel() == B * H, "n must be (B, H, Dqk) and m (B, H)");
   const c10::cuda::CUDAGuard guard(q.device());
   auto h = torch::empty({B, H, Dv}, v.options());
+  auto C_out = torch::empty_like(C), n_out = torch::empty_like(n), m_out = torch::empty_like(m);
   const cudaError_t err = xseq::mlstm_step_forward(
       dt == torch::kFloat32 ? xseq::MDType::f32 : xseq::MDType::bf16, q.data_ptr(), k.data_ptr(), v.data_ptr(),
       igate.data_ptr(), fgate.data_ptr(), C.data_ptr<float>(), n.data_ptr<float>(), m.data_ptr<float>(),
-      h.data_ptr(), (int)B, (int)H, (int)Dqk, (int)Dv, c10::cuda::getCurrentCUDAStream().stream());
+      C_out.data_ptr<float>(), n_out.data_ptr<float>(), m_out.data_ptr<float>(), h.data_ptr(), (int)B, (int)H,
+      (int)Dqk, (int)Dv, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA step: ", cudaGetErrorString(err));
-  return h;
+  return {h, C_out, n_out, m_out};
 }
 
 xseq::MDType mdtype(const torch::Tensor& v) {

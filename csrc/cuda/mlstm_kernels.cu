@@ -1,6 +1,7 @@
 // Fused mLSTM step (kernel-only translation unit; see mlstm_kernels.h). One thread block per (batch row,
-// head): the state C (Dqk x Dv) is read and written once, column j by the threads that own it, and the
-// output C^T q is formed in the same pass; n and the normaliser n^T q by a block reduction.
+// head): the state C (Dqk x Dv) is read once and the new one written once (out of place, so the caller keeps
+// the old state without a copy), column j by the threads that own it, and the output C^T q is formed in the
+// same pass; n and the normaliser n^T q by a block reduction.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -26,8 +27,8 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) {
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                  const T* __restrict__ igate, const T* __restrict__ fgate, float* __restrict__ C,
-                  float* __restrict__ n, float* __restrict__ m, T* __restrict__ h, int Dqk, int Dv) {
+                  const T* __restrict__ igate, const T* __restrict__ fgate, const float* C, const float* n,
+                  const float* m, float* C_out, float* n_out, float* m_out, T* __restrict__ h, int Dqk, int Dv) {
   XSEQ_DYNAMIC_SMEM(float, sm);
   float* qs = sm;           // (Dqk)
   float* ks = qs + Dqk;     // (Dqk), scaled by 1/sqrt(Dqk)
@@ -47,34 +48,38 @@ mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __r
   __syncthreads();
   // n = f n + i k (eq 10) and n^T q
   float part = 0.f;
-  float* nr = n + (size_t)row * Dqk;
+  const float* nr = n + (size_t)row * Dqk;
+  float* nw = n_out + (size_t)row * Dqk;
   for (int d = threadIdx.x; d < Dqk; d += blockDim.x) {
     const float nn = fg * nr[d] + ig * ks[d];
-    nr[d] = nn;
+    nw[d] = nn;
     part += nn * qs[d];
   }
   const float den = block_sum(part, scratch);
   const float norm = fmaxf(fabsf(den), expf(-m_new));  // eq 11, stabilised lower bound
   // C = f C + i k v^T (eq 9) and h = C^T q / norm, column by column
-  float* Cr = C + (size_t)row * Dqk * Dv;
+  const float* Cr = C + (size_t)row * Dqk * Dv;
+  float* Cw = C_out + (size_t)row * Dqk * Dv;
   for (int j = threadIdx.x; j < Dv; j += blockDim.x) {
     const float vj = to_float(v[(size_t)row * Dv + j]);
     float num = 0.f;
     for (int d = 0; d < Dqk; ++d) {
       const float c = fg * Cr[(size_t)d * Dv + j] + ig * ks[d] * vj;
-      Cr[(size_t)d * Dv + j] = c;
+      Cw[(size_t)d * Dv + j] = c;
       num += qs[d] * c;
     }
     h[(size_t)row * Dv + j] = from_float<T>(num / norm);
   }
-  if (threadIdx.x == 0) m[row] = m_new;
+  __syncthreads();  // every thread has read m[row] (m_out may be m)
+  if (threadIdx.x == 0) m_out[row] = m_new;
 }
 
 }  // namespace
 
 cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const void* v, const void* igate,
-                               const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
-                               int Dv, cudaStream_t stream) {
+                               const void* fgate, const float* C, const float* n, const float* m, float* C_out,
+                               float* n_out, float* m_out, void* h, int B, int H, int Dqk, int Dv,
+                               cudaStream_t stream) {
   if (B < 1 || H < 1 || Dqk < 1 || Dv < 1) return cudaErrorInvalidValue;
   const size_t bytes = (2 * (size_t)Dqk + 32) * sizeof(float);
   if (bytes > 48 * 1024) return cudaErrorInvalidValue;  // Dqk up to 6,000
@@ -82,12 +87,13 @@ cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const vo
   if (dt == MDType::f32) {
     XSEQ_LAUNCH(mlstm_step_kernel<float>, grid, block, bytes, stream)(
         static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
-        static_cast<const float*>(igate), static_cast<const float*>(fgate), C, n, m, static_cast<float*>(h), Dqk, Dv);
+        static_cast<const float*>(igate), static_cast<const float*>(fgate), C, n, m, C_out, n_out, m_out,
+        static_cast<float*>(h), Dqk, Dv);
   } else {
     using bf = __nv_bfloat16;
     XSEQ_LAUNCH(mlstm_step_kernel<bf>, grid, block, bytes, stream)(
         static_cast<const bf*>(q), static_cast<const bf*>(k), static_cast<const bf*>(v), static_cast<const bf*>(igate),
-        static_cast<const bf*>(fgate), C, n, m, static_cast<bf*>(h), Dqk, Dv);
+        static_cast<const bf*>(fgate), C, n, m, C_out, n_out, m_out, static_cast<bf*>(h), Dqk, Dv);
   }
   return cudaGetLastError();
 }

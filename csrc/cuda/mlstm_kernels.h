@@ -9,11 +9,13 @@ enum class MDType : int { f32 = 0, bf16 = 1 };
 
 // One step for generation and streaming (no autograd).
 //   q, k (B, H, Dqk); v (B, H, Dv); igate, fgate (B, H): contiguous, of type dt; k is not yet scaled
-//   (the kernel scales it by 1/sqrt(Dqk)). C (B, H, Dqk, Dv), n (B, H, Dqk), m (B, H) float32: the state,
-//   updated in place. h (B, H, Dv) of type dt.
+//   (the kernel scales it by 1/sqrt(Dqk)). C (B, H, Dqk, Dv), n (B, H, Dqk), m (B, H) float32: the state;
+//   C_out, n_out, m_out of the same shapes: the new state (they may be C, n, m, for an update in place).
+//   h (B, H, Dv) of type dt.
 cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const void* v, const void* igate,
-                               const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
-                               int Dv, cudaStream_t stream);
+                               const void* fgate, const float* C, const float* n, const float* m, float* C_out,
+                               float* n_out, float* m_out, void* h, int B, int H, int Dqk, int Dv,
+                               cudaStream_t stream);
 
 // Chunkwise forward and backward over a sequence (mlstm_chunk_kernels.cu). Layouts: q, k (B, H, T, Dqk) with k
 // not yet scaled (the kernels scale it by 1/sqrt(Dqk) in float32); v (B, H, T, Dv); igate, fgate (B, H, T); all

@@ -77,5 +77,7 @@ std::vector<torch::Tensor> backward(torch::Tensor RT, torch::Tensor dh_out, torc
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("forward", &forward, "fused sLSTM forward over a sequence");
+  mod.def("use_clusters", &xseq::slstm_use_clusters,
+          "whether compute capability 9.0+ devices run the thread-block cluster kernels (default true)");
   mod.def("backward", &backward, "fused sLSTM backward through time");
 }

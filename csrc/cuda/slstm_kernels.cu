@@ -1,10 +1,14 @@
 // Fused sLSTM forward and backward over a whole sequence (kernel-only translation unit; see slstm_kernels.h).
 //
-// Heads never mix (R is block-diagonal), so one thread block owns one head and a tile of up to kTile batch
+// Two layouts. On compute capability 9.0 and above, thread-block clusters split each head's units across up to
+// 8 blocks that keep their slice of R on chip and exchange h (backward: the pre-activation gradients) through
+// distributed shared memory every step (the cluster kernels below). Elsewhere, and where slstm_use_clusters
+// (false) asks for it: heads never mix (R is block-diagonal), so one thread block owns one head and a tile of up to kTile batch
 // rows for all T steps: thread j of the 4 * Dh threads computes gate row j (gate g = j / Dh, unit e = j % Dh)
 // of pre = gx + R h_{t-1} (eqs 31-34) for every row of the tile; then the block applies the stabilised cell
 // (eqs 46-50) unit by unit, keeping c, n, m in registers between steps. R is read from shared memory when
 // this head's block of it fits there, else through the read-only cache.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -261,6 +265,261 @@ slstm_backward_kernel(const float* __restrict__ RT, const float* __restrict__ dh
   }
 }
 
+// ---- Hopper: one thread-block cluster per (head, tile of kClusterRows batch rows) ----------------------------
+//
+// The cluster's K blocks split the head's Dh units: block `rank` owns units [rank U, rank U + U) and keeps
+// R's columns for them (all four gates, float32) in its shared memory for all T steps, so R never leaves the
+// chip, and K times more multiprocessors work than with one block per head. Each step, a block computes its
+// units' gate rows (eqs 31-34) and cell (eqs 46-50), writes its slice of h_t into every block's copy of
+// h (distributed shared memory, double-buffered) and meets the others at the cluster barrier. The backward
+// pass mirrors it: each block computes its units' pre-activation gradients, writes them into every block,
+// and after the barrier each block forms dh_{t-1} for its own units from all of them.
+// Threads: tid = 8 ul + 4 rg + s, for unit ul of the block, row group rg (rows 4 rg .. 4 rg + 3) and s, the
+// quarter of the dot product; after the reduction over s (lane shuffles) thread s applies the cell to row
+// 4 rg + s. So 8 U threads per block, U a multiple of 4 (whole warps).
+constexpr int kClusterRows = 8;
+constexpr int kClusterMax = 8;
+constexpr int kClusterUnits = 32;
+
+struct ClusterPlan {
+  int K, U;
+};
+
+__host__ __device__ inline ClusterPlan cluster_plan(int Dh) {
+  int K = (Dh + kClusterUnits - 1) / kClusterUnits;
+  K = K < 1 ? 1 : (K > kClusterMax ? kClusterMax : K);
+  int U = (Dh + K - 1) / K;
+  U = (U + 3) / 4 * 4;
+  return {K, U};
+}
+
+__host__ __device__ inline size_t cluster_fwd_smem(int Dh, int U) {
+  return ((size_t)Dh * U * 4 + 2 * (size_t)Dh * kClusterRows) * sizeof(float);
+}
+
+__host__ __device__ inline size_t cluster_bwd_smem(int Dh, int U) {
+  return ((size_t)Dh * U * 4 + 2 * (size_t)Dh * 4 * kClusterRows) * sizeof(float);
+}
+
+// sum over the 4 adjacent lanes that split a dot product; every lane gets the total
+[[maybe_unused]] __device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  x += __shfl_xor_sync(0xffffffffu, x, 2);
+  return x;
+}
+
+[[maybe_unused]] __device__ __forceinline__ float pick(int s, float a0, float a1, float a2, float a3) {
+  return s == 0 ? a0 : (s == 1 ? a1 : (s == 2 ? a2 : a3));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(8 * kClusterUnits)
+slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* __restrict__ c,
+                             float* __restrict__ n, float* __restrict__ m, float* __restrict__ h,
+                             T* __restrict__ hout, float* __restrict__ gates, float* __restrict__ cs,
+                             float* __restrict__ ns, float* __restrict__ hprev, int B, int T_, int H, int Dh, int U,
+                             bool exp_forget, bool keep) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // launched on compute capability 9.0 and above only (see slstm_forward)
+#else
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int K = (int)cluster.num_blocks(), rank = (int)cluster.block_rank();
+  const int ntiles = (B + kClusterRows - 1) / kClusterRows;
+  const int grp = blockIdx.x / K, hh = grp / ntiles, b0 = (grp % ntiles) * kClusterRows;
+  const int nb = min(kClusterRows, B - b0);
+  const int tid = threadIdx.x, s = tid & 3, rg = (tid >> 2) & 1, ul = tid >> 3;
+  const int u = rank * U + ul, row = 4 * rg + s;
+  const bool active = u < Dh && row < nb;
+  XSEQ_DYNAMIC_SMEM(unsigned char, smem);
+  float* Rs = reinterpret_cast<float*>(smem);  // R[g, hh, d, rank U + ul] at Rs[(d U + ul) 4 + g]
+  float* hs = Rs + (size_t)Dh * U * 4;         // (2, Dh, kClusterRows): h_{t-1} of the tile, double-buffered
+  for (int k = tid; k < Dh * U * 4; k += blockDim.x) {
+    const int g = k & 3, uu = rank * U + (k >> 2) % U, d = (k >> 2) / U;
+    Rs[k] = uu < Dh ? to_float(R[(((size_t)g * H + hh) * Dh + d) * Dh + uu]) : 0.f;
+  }
+  for (int k = tid; k < 2 * Dh * kClusterRows; k += blockDim.x) {  // rows past nb stay 0 in both buffers
+    const int r = k % kClusterRows, d = (k / kClusterRows) % Dh;
+    hs[k] = r < nb ? h[unit_offset(b0 + r, hh, d, H, Dh)] : 0.f;
+  }
+  const size_t HD = (size_t)H * Dh, BHD = (size_t)B * HD;
+  const size_t so = active ? unit_offset(b0 + row, hh, u, H, Dh) : 0;
+  float rc = 0.f, rn = 0.f, rm = 0.f, hl = 0.f;
+  float gxn[4] = {0.f, 0.f, 0.f, 0.f};  // gx of the coming step, loaded a step ahead
+  const T* gxp = gx + ((size_t)(active ? b0 + row : 0) * T_ * 4 * H + hh) * Dh + (active ? u : 0);
+  if (active) {
+    rc = c[so];
+    rn = n[so];
+    rm = m[so];
+    hl = h[so];
+#pragma unroll
+    for (int g = 0; g < 4; ++g) gxn[g] = to_float(gxp[g * HD]);
+  }
+  cluster.sync();  // every block's R slice and h_0 are in place before any block writes into another
+  for (int t = 0; t < T_; ++t) {
+    const float* hc = hs + (t & 1) * Dh * kClusterRows;
+    float* hn = hs + ((t + 1) & 1) * Dh * kClusterRows;
+    // pre[row, g] = gx + sum_d h_{t-1}[row, d] R[g, hh, d, u]   (eqs 31-34), d split over the 4 lanes s
+    float a[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int g = 0; g < 4; ++g) a[r][g] = 0.f;
+    const float* Ru = Rs + ul * 4;
+    for (int d = s; d < Dh; d += 4) {
+      const float4 hv = *reinterpret_cast<const float4*>(hc + d * kClusterRows + 4 * rg);
+      const float4 rv = *reinterpret_cast<const float4*>(Ru + (size_t)d * U * 4);
+      const float hr[4] = {hv.x, hv.y, hv.z, hv.w}, rr[4] = {rv.x, rv.y, rv.z, rv.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int g = 0; g < 4; ++g) a[r][g] += hr[r] * rr[g];
+    }
+    float pre[4];
+#pragma unroll
+    for (int g = 0; g < 4; ++g)
+      pre[g] = pick(s, quad_sum(a[0][g]), quad_sum(a[1][g]), quad_sum(a[2][g]), quad_sum(a[3][g])) + gxn[g];
+    if (active) {
+      if (t + 1 < T_) {
+#pragma unroll
+        for (int g = 0; g < 4; ++g) gxn[g] = to_float(gxp[((size_t)(t + 1) * 4 + g) * HD]);
+      }
+      const Cell r = cell(pre[0], pre[1], pre[2], pre[3], rc, rn, rm, exp_forget);
+      if (keep) {
+        hprev[t * BHD + so] = hl;
+        cs[t * BHD + so] = rc;
+        ns[t * BHD + so] = rn;
+        float* gt = gates + (size_t)t * 5 * BHD + so;
+        gt[0] = r.i;
+        gt[BHD] = r.f;
+        gt[2 * BHD] = r.z;
+        gt[3 * BHD] = r.o;
+        gt[4 * BHD] = r.fac;
+        if (t == T_ - 1) {
+          cs[(size_t)T_ * BHD + so] = r.c;
+          ns[(size_t)T_ * BHD + so] = r.n;
+        }
+      }
+      rc = r.c;
+      rn = r.n;
+      rm = r.m;
+      hl = r.h;
+      hout[((size_t)(b0 + row) * T_ + t) * HD + (size_t)hh * Dh + u] = from_float<T>(r.h);
+      for (int q = 0; q < K; ++q) cluster.map_shared_rank(hn, q)[u * kClusterRows + row] = r.h;
+    }
+    cluster.sync();  // h_t complete in every block; h_{t-1}'s buffer free for h_{t+1}
+  }
+  if (active) {
+    c[so] = rc;
+    n[so] = rn;
+    m[so] = rm;
+    h[so] = hl;
+  }
+#endif
+}
+
+// Saved tensors of one step for one (row, unit), loaded a step ahead of their use.
+struct StepSaved {
+  float ig, fg, zg, og, fac, c_new, n_new, c_old, n_old, dh_out;
+};
+
+[[maybe_unused]] __device__ __forceinline__ StepSaved load_saved(const float* gates, const float* cs, const float* ns,
+                                                const float* dh_out, int t, size_t so, size_t BHD, size_t oo) {
+  const float* gt = gates + (size_t)t * 5 * BHD + so;
+  return {gt[0], gt[BHD], gt[2 * BHD], gt[3 * BHD], gt[4 * BHD], cs[(t + 1) * BHD + so], ns[(t + 1) * BHD + so],
+          cs[t * BHD + so], ns[t * BHD + so], dh_out[oo]};
+}
+
+__global__ void __launch_bounds__(8 * kClusterUnits)
+slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restrict__ dh_out, float* __restrict__ dc,
+                              float* __restrict__ dn, float* __restrict__ dh, const float* __restrict__ gates,
+                              const float* __restrict__ cs, const float* __restrict__ ns, float* __restrict__ dpre,
+                              float* __restrict__ dlogf0, int B, int T_, int H, int Dh, int U, float clip) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // launched on compute capability 9.0 and above only (see slstm_backward)
+#else
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int K = (int)cluster.num_blocks(), rank = (int)cluster.block_rank();
+  const int ntiles = (B + kClusterRows - 1) / kClusterRows;
+  const int grp = blockIdx.x / K, hh = grp / ntiles, b0 = (grp % ntiles) * kClusterRows;
+  const int nb = min(kClusterRows, B - b0);
+  const int tid = threadIdx.x, s = tid & 3, rg = (tid >> 2) & 1, ul = tid >> 3;
+  const int u = rank * U + ul, row = 4 * rg + s;
+  const bool active = u < Dh && row < nb;
+  XSEQ_DYNAMIC_SMEM(unsigned char, smem);
+  float* Rs = reinterpret_cast<float*>(smem);  // R[g, hh, rank U + ul, e] = RT[g, hh, e, rank U + ul] at Rs[(e U + ul) 4 + g]
+  float* dps = Rs + (size_t)Dh * U * 4;        // (2, Dh, 4, kClusterRows): dpre of the step, double-buffered
+  for (int k = tid; k < Dh * U * 4; k += blockDim.x) {
+    const int g = k & 3, uu = rank * U + (k >> 2) % U, e = (k >> 2) / U;
+    Rs[k] = uu < Dh ? RT[(((size_t)g * H + hh) * Dh + e) * Dh + uu] : 0.f;
+  }
+  for (int k = tid; k < 2 * Dh * 4 * kClusterRows; k += blockDim.x) dps[k] = 0.f;  // rows past nb stay 0
+  const size_t HD = (size_t)H * Dh, BHD = (size_t)B * HD;
+  const size_t so = active ? unit_offset(b0 + row, hh, u, H, Dh) : 0;
+  const size_t ob = active ? (size_t)(b0 + row) * T_ * HD + (size_t)hh * Dh + u : 0;  // dh_out[b, t, hh, u] = ob + t HD
+  float rdc = 0.f, rdn = 0.f, rdh = 0.f;  // gradients reaching c_t, n_t and (through R) h_t
+  StepSaved nx{};
+  if (active) {
+    rdc = dc[so];
+    rdn = dn[so];
+    rdh = dh[so];
+    nx = load_saved(gates, cs, ns, dh_out, T_ - 1, so, BHD, ob + (size_t)(T_ - 1) * HD);
+  }
+  cluster.sync();  // every block's R slice and zeroed buffers are in place before any block writes into another
+  for (int t = T_ - 1; t >= 0; --t) {
+    float* dpn = dps + (t & 1) * Dh * 4 * kClusterRows;
+    if (active) {
+      const StepSaved sv = nx;
+      if (t > 0) nx = load_saved(gates, cs, ns, dh_out, t - 1, so, BHD, ob + (size_t)(t - 1) * HD);
+      const float gh = sv.dh_out + rdh;
+      // h = o c / n (eq 3); c = f c_prev + i z, n = f n_prev + i (eqs 49-50); m is detached
+      const float d_o = gh * sv.c_new / sv.n_new;
+      const float dct = rdc + gh * sv.og / sv.n_new;
+      const float dnt = rdn - gh * sv.og * sv.c_new / (sv.n_new * sv.n_new);
+      const float di = dct * sv.zg + dnt;
+      const float dz = dct * sv.ig;
+      const float dlogf = (dct * sv.c_old + dnt * sv.n_old) * sv.fg;
+      const float p[4] = {di * sv.ig, dlogf * sv.fac, dz * (1.f - sv.zg * sv.zg), d_o * sv.og * (1.f - sv.og)};
+      float* out = dpre + (((size_t)(b0 + row) * T_ + t) * 4 * H + hh) * Dh + u;  // (b, t, g, hh, u)
+#pragma unroll
+      for (int g = 0; g < 4; ++g) out[g * HD] = p[g];
+      rdc = dct * sv.fg;
+      rdn = dnt * sv.fg;
+      if (t == 0) dlogf0[so] = dlogf;
+      for (int q = 0; q < K; ++q) {
+        float* dst = cluster.map_shared_rank(dpn, q) + u * 4 * kClusterRows + row;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) dst[g * kClusterRows] = p[g];
+      }
+    }
+    cluster.sync();  // dpre_t complete in every block
+    // dh_{t-1}[row, u] = sum_{g, e} dpre_t[row, g, e] R[g, hh, u, e], e split over the 4 lanes s
+    float a[4] = {0.f, 0.f, 0.f, 0.f};
+    const float* Ru = Rs + ul * 4;
+    for (int e = s; e < Dh; e += 4) {
+      const float4 rv = *reinterpret_cast<const float4*>(Ru + (size_t)e * U * 4);
+      const float rr[4] = {rv.x, rv.y, rv.z, rv.w};
+#pragma unroll
+      for (int g = 0; g < 4; ++g) {
+        const float4 dv = *reinterpret_cast<const float4*>(dpn + (e * 4 + g) * kClusterRows + 4 * rg);
+        a[0] += rr[g] * dv.x;
+        a[1] += rr[g] * dv.y;
+        a[2] += rr[g] * dv.z;
+        a[3] += rr[g] * dv.w;
+      }
+    }
+    const float tot = pick(s, quad_sum(a[0]), quad_sum(a[1]), quad_sum(a[2]), quad_sum(a[3]));
+    rdh = fminf(fmaxf(tot, -clip), clip);  // App. B.4: the recurrent gradient's magnitude is clipped
+  }
+  if (active) {
+    dc[so] = rdc;
+    dn[so] = rdn;
+    dh[so] = rdh;
+  }
+#endif
+}
+
 // Shared memory: the fixed part, plus R's block for this head when it fits under the device's opt-in limit.
 cudaError_t plan(const void* kernel, int Dh, size_t r_elem, size_t* bytes, bool* r_shared) {
   int dev = 0, limit = 0;
@@ -275,16 +534,62 @@ cudaError_t plan(const void* kernel, int Dh, size_t r_elem, size_t* bytes, bool*
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*bytes);
 }
 
+bool g_use_clusters = true;
+
+// The cluster kernels' launch: on compute capability 9.0+, when enabled and their shared memory fits.
+cudaError_t cluster_launch_plan(int Dh, size_t bytes, const void* kernel, bool* use) {
+  *use = false;
+  if (!g_use_clusters) return cudaSuccess;
+  int dev = 0, major = 0, limit = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) != cudaSuccess) return err;
+  if (major < 9 || bytes > (size_t)limit) return cudaSuccess;
+  *use = true;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+}
+
 }  // namespace
+
+void slstm_use_clusters(bool on) { g_use_clusters = on; }
 
 cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, float* n, float* m, float* h,
                           void* hout, float* gates, float* cs, float* ns, float* hprev, int B, int T, int H,
                           int Dh, bool exp_forget, bool keep, cudaStream_t stream) {
   if (Dh < 1 || Dh > kSLSTMMaxHeadSize || B < 1 || T < 1 || H < 1) return cudaErrorInvalidValue;
+  cudaError_t err;
+  {  // Hopper: clusters
+    const ClusterPlan p = cluster_plan(Dh);
+    const size_t cbytes = cluster_fwd_smem(Dh, p.U);
+    const dim3 cgrid(p.K * H * ((B + kClusterRows - 1) / kClusterRows)), cblock(8 * p.U);
+    bool use = false;
+    if (dt == DType::f32) {
+      auto k = slstm_forward_cluster_kernel<float>;
+      if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
+      if (use) {
+        if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(
+                 static_cast<const float*>(gx), static_cast<const float*>(R), c, n, m, h, static_cast<float*>(hout),
+                 gates, cs, ns, hprev, B, T, H, Dh, p.U, exp_forget, keep)) != cudaSuccess)
+          return err;
+        return cudaGetLastError();
+      }
+    } else {
+      using bf = __nv_bfloat16;
+      auto k = slstm_forward_cluster_kernel<bf>;
+      if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
+      if (use) {
+        if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(
+                 static_cast<const bf*>(gx), static_cast<const bf*>(R), c, n, m, h, static_cast<bf*>(hout), gates, cs,
+                 ns, hprev, B, T, H, Dh, p.U, exp_forget, keep)) != cudaSuccess)
+          return err;
+        return cudaGetLastError();
+      }
+    }
+  }
   const dim3 grid(H, (B + kTile - 1) / kTile), block(4 * Dh);
   size_t bytes = 0;
   bool r_shared = false;
-  cudaError_t err;
   if (dt == DType::f32) {
     auto k = slstm_forward_kernel<float>;
     if ((err = plan((const void*)k, Dh, sizeof(float), &bytes, &r_shared)) != cudaSuccess) return err;
@@ -306,10 +611,25 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
                            const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0,
                            int B, int T, int H, int Dh, float clip, cudaStream_t stream) {
   if (Dh < 1 || Dh > kSLSTMMaxHeadSize || B < 1 || T < 1 || H < 1) return cudaErrorInvalidValue;
+  cudaError_t err;
+  {  // Hopper: clusters
+    const ClusterPlan p = cluster_plan(Dh);
+    const size_t cbytes = cluster_bwd_smem(Dh, p.U);
+    const dim3 cgrid(p.K * H * ((B + kClusterRows - 1) / kClusterRows)), cblock(8 * p.U);
+    bool use = false;
+    auto k = slstm_backward_cluster_kernel;
+    if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
+    if (use) {
+      if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(
+               RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0, B, T, H, Dh, p.U, clip)) != cudaSuccess)
+        return err;
+      return cudaGetLastError();
+    }
+  }
   const dim3 grid(H, (B + kTile - 1) / kTile), block(4 * Dh);
   size_t bytes = 0;
   bool r_shared = false;
-  cudaError_t err = plan((const void*)slstm_backward_kernel, Dh, sizeof(float), &bytes, &r_shared);
+  err = plan((const void*)slstm_backward_kernel, Dh, sizeof(float), &bytes, &r_shared);
   if (err != cudaSuccess) return err;
   XSEQ_LAUNCH(slstm_backward_kernel, grid, block, bytes, stream)(RT, dh_out, dc, dn, dh, gates, cs, ns, dpre, dlogf0,
                                                                  B, T, H, Dh, clip, r_shared);

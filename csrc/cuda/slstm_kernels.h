@@ -30,6 +30,10 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
                            const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0,
                            int B, int T, int H, int Dh, float clip, cudaStream_t stream);
 
+// Whether slstm_forward / slstm_backward use the thread-block cluster kernels where the device has compute
+// capability 9.0 or above (default true); false selects the one-block-per-head kernels everywhere (for tests).
+void slstm_use_clusters(bool on);
+
 // Largest head size the kernels take (one thread per gate row: 4 * Dh threads per block).
 constexpr int kSLSTMMaxHeadSize = 256;
 

@@ -75,27 +75,46 @@ def test_emulator_reports_divergent_barriers_and_bad_launches():
 
 # ---- sLSTM ------------------------------------------------------------------------------------------------------
 
+@pytest.fixture(params=[9, 8], ids=["clusters", "block-per-head"])
+def device_cc(request, emulated):
+    """Compute capability 9 runs the thread-block cluster kernels, 8 the one-block-per-head ones."""
+    _cuda_emu.configure(emulated, seed=torch.seed() % 2**31, cc_major=request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("forget", ["sigmoid", "exp"])
-@pytest.mark.parametrize("B,T,H,Dh", [(1, 1, 1, 32), (3, 21, 2, 48), (9, 6, 1, 64), (2, 5, 1, 256)])
+@pytest.mark.parametrize("B,T,H,Dh", [(1, 1, 1, 32), (3, 21, 2, 48), (9, 6, 1, 64), (2, 5, 1, 256), (10, 4, 2, 36)])
 @pytest.mark.parametrize("gate_range", [None, (-50, 50)])
-def test_slstm_kernels_match_reference(emulated, forget, B, T, H, Dh, gate_range):
+def test_slstm_kernels_match_reference(device_cc, forget, B, T, H, Dh, gate_range):
     checks.slstm_matches_reference(slstm._slstm_cuda, slstm._slstm_torch, "cpu", B, T, H, Dh, forget, gate_range)
 
 
 def test_slstm_kernels_without_shared_memory_for_R(emulated):
-    """A device whose opt-in shared memory cannot hold R's block (64 KB in float32 here): R is read in place."""
-    _cuda_emu.configure(emulated, smem_optin=48 * 1024)
+    """A pre-Hopper device whose opt-in shared memory cannot hold R's block (64 KB in float32 here): R is read
+    in place."""
+    _cuda_emu.configure(emulated, smem_optin=48 * 1024, cc_major=8)
     checks.slstm_matches_reference(slstm._slstm_cuda, slstm._slstm_torch, "cpu", 3, 9, 2, 64)
 
 
+@pytest.mark.parametrize("cc,smem_optin,clusters", [(9, 232448, 2), (9, 100 * 1024, 0), (8, 232448, 0)])
+def test_slstm_cluster_kernels_run_on_hopper_only_where_they_fit(emulated, cc, smem_optin, clusters):
+    """Compute capability 9 with room for a head's R slice (Dh=256: 144 KB forward, 192 KB backward per block)
+    runs the cluster kernels, forward and backward; less shared memory, or an older device, the block-per-head
+    ones. Either way the results match the reference."""
+    _cuda_emu.configure(emulated, smem_optin=smem_optin, cc_major=cc)
+    before = _cuda_emu.cluster_launches()
+    checks.slstm_matches_reference(slstm._slstm_cuda, slstm._slstm_torch, "cpu", 1, 3, 1, 256)
+    assert _cuda_emu.cluster_launches() - before == clusters
+
+
 @pytest.mark.parametrize("clip", [0.02, 10.0])
-def test_slstm_kernels_recurrent_gradient_clip(emulated, clip):
+def test_slstm_kernels_recurrent_gradient_clip(device_cc, clip):
     checks.slstm_matches_reference(slstm._slstm_cuda, slstm._slstm_torch, "cpu", 3, 30, 2, 32, grad_clip=clip,
                                    r_scale=1.0, w_scale=10.0)
 
 
 @pytest.mark.parametrize("gate_range", [None, (-50, 50)])
-def test_slstm_kernels_bfloat16(emulated, gate_range):
+def test_slstm_kernels_bfloat16(device_cc, gate_range):
     checks.slstm_bfloat16(slstm._slstm_cuda, "cpu", 5, 24, 2, 32, gate_range)
 
 
@@ -110,7 +129,7 @@ def test_slstm_kernels_keep_nothing_for_backward_without_grad(emulated, monkeypa
     assert kept == [False, True] and torch.equal(h_ng, h.detach())
 
 
-def test_slstm_kernels_carry_state_across_calls(emulated):
+def test_slstm_kernels_carry_state_across_calls(device_cc):
     checks.slstm_carries_state(slstm._slstm_cuda, "cpu")
 
 
@@ -132,6 +151,22 @@ def test_mlstm_step_kernel_bfloat16(emulated):
             h, s = mlstm._mlstm_step_cuda(q[:, :, t], k[:, :, t], v[:, :, t], ig[:, :, t], fg[:, :, t], s)
             assert h.dtype == torch.bfloat16
             assert rel_err(h, h_seq[:, :, t]) <= 2e-2, t
+
+
+def test_mlstm_step_kernel_writes_a_new_state_and_leaves_the_given_one(emulated):
+    """The kernel writes the new state out of place (no copy of C first): the state passed in is unchanged,
+    and stepping twice from it gives the same result."""
+    q, k, v, ig, fg = (x[:, :, 0] for x in checks.step_inputs(2, 3, 24, 40, 1, 1.0))
+    _, s0 = mlstm._mlstm_step_torch(q, k, v, ig, fg, None)
+    before = [x.clone() for x in s0]
+    h1, s1 = mlstm._mlstm_step_cuda(q, k, v, ig, fg, s0)
+    h2, s2 = mlstm._mlstm_step_cuda(q, k, v, ig, fg, s0)
+    for a, b in zip(s0, before):
+        assert torch.equal(a, b)
+    assert torch.equal(h1, h2) and all(torch.equal(a, b) for a, b in zip(s1, s2))
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(s1, s0))
+    _, s_ref = mlstm._mlstm_step_torch(q, k, v, ig, fg, s0)
+    assert all(rel_err(a, b) <= 1e-5 for a, b in zip(s1, s_ref))
 
 
 # ---- mLSTM chunkwise ---------------------------------------------------------------------------------------------

@@ -21,6 +21,15 @@ def built():
     _cuda_ext.load("slstm")
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["clusters", "block-per-head"])
+def layout(request):
+    """Both kernel layouts: thread-block clusters (compute capability 9.0+) and one block per head."""
+    ext = _cuda_ext.load("slstm")
+    ext.use_clusters(request.param)
+    yield request.param
+    ext.use_clusters(True)
+
+
 def backend(name):
     def fn(gx, R, state, *, forget, grad_clip=None):
         return ops.slstm(gx, R, state, forget=forget, grad_clip=grad_clip, backend=name)

@@ -54,18 +54,25 @@ def library() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(out))
     lib.xseq_emu_error_string.restype = ctypes.c_char_p
     lib.xseq_emu_launches.restype = ctypes.c_longlong
+    lib.xseq_emu_cluster_launches.restype = ctypes.c_longlong
     _LIB["lib"] = lib
     return lib
 
 
-def configure(order: str = "forward", seed: int = 0, smem_optin: int = 232448) -> None:
-    """Order in which blocks run, and the fibers of a block between barriers ("forward", "reverse", or
-    "shuffle" with `seed`), and the emulated device's opt-in shared memory per block in bytes."""
-    library().xseq_emu_configure(ORDERS[order], ctypes.c_uint(seed), smem_optin)
+def configure(order: str = "forward", seed: int = 0, smem_optin: int = 232448, cc_major: int = 9) -> None:
+    """Order in which blocks (thread-block clusters) run, and the fibers of a block (cluster) between barriers
+    ("forward", "reverse", or "shuffle" with `seed`), the emulated device's opt-in shared memory per block in
+    bytes, and its compute capability's major number (9: Hopper, whose clusters the sLSTM kernels use)."""
+    library().xseq_emu_configure(ORDERS[order], ctypes.c_uint(seed), smem_optin, cc_major)
 
 
 def launches() -> int:
     return library().xseq_emu_launches()
+
+
+def cluster_launches() -> int:
+    """Launches made with thread-block clusters (XSEQ_LAUNCH_CLUSTER) so far."""
+    return library().xseq_emu_cluster_launches()
 
 
 def selftest(which: int, out: torch.Tensor, threads: int, blocks: int = 1, smem: int = 0) -> int:
@@ -151,10 +158,12 @@ class MLSTM:
         B, H, Dqk = q.shape
         Dv = v.shape[-1]
         h = torch.empty(B, H, Dv, dtype=v.dtype)
+        C_out, n_out, m_out = torch.empty_like(C), torch.empty_like(n), torch.empty_like(m)
         _ok(library().xseq_emu_mlstm_step_forward(dt, _ptr(q), _ptr(k), _ptr(v), _ptr(igate), _ptr(fgate), _ptr(C),
-                                                  _ptr(n), _ptr(m), _ptr(h), B, H, Dqk, Dv),
+                                                  _ptr(n), _ptr(m), _ptr(C_out), _ptr(n_out), _ptr(m_out), _ptr(h),
+                                                  B, H, Dqk, Dv),
             "mLSTM CUDA step (emulated)")
-        return h
+        return h, C_out, n_out, m_out
 
     @staticmethod
     def _state_buffers(seq, float32, k, v, n, m):

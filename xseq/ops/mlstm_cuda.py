@@ -25,9 +25,10 @@ def extension():
 
 def mlstm_step_cuda(q, k, v, igate, fgate, state: MLSTMState, dtype: torch.dtype):
     """q, k (B, H, Dqk) unscaled, v (B, H, Dv), gates (B, H), run in `dtype` (float32 or bfloat16); state
-    float32. Returns h (B, H, Dv) in `dtype` and a new MLSTMState (the given one is left unchanged)."""
-    C, n, m = (s.float().contiguous().clone() for s in state)
-    h = extension().step(*(x.to(dtype).contiguous() for x in (q, k, v, igate, fgate)), C, n, m)
+    float32. Returns h (B, H, Dv) in `dtype` and a new MLSTMState (the kernel writes it out of place: the given
+    one is left unchanged, without a copy)."""
+    C, n, m = (s.float().contiguous() for s in state)
+    h, C, n, m = extension().step(*(x.to(dtype).contiguous() for x in (q, k, v, igate, fgate)), C, n, m)
     return h, MLSTMState(C, n, m)
 
 

@@ -21,9 +21,10 @@ int xseq_emu_slstm_backward(const float* RT, const float* dh_out, float* dc, flo
 }
 
 int xseq_emu_mlstm_step_forward(int dt, const void* q, const void* k, const void* v, const void* igate,
-                                const void* fgate, float* C, float* n, float* m, void* h, int B, int H, int Dqk,
-                                int Dv) {
-  return (int)xseq::mlstm_step_forward((xseq::MDType)dt, q, k, v, igate, fgate, C, n, m, h, B, H, Dqk, Dv, nullptr);
+                                const void* fgate, const float* C, const float* n, const float* m, float* C_out,
+                                float* n_out, float* m_out, void* h, int B, int H, int Dqk, int Dv) {
+  return (int)xseq::mlstm_step_forward((xseq::MDType)dt, q, k, v, igate, fgate, C, n, m, C_out, n_out, m_out, h, B,
+                                       H, Dqk, Dv, nullptr);
 }
 
 int xseq_emu_mlstm_chunk_forward(int dt, const void* q, const void* k, const void* v, const void* igate,
@@ -52,15 +53,19 @@ int xseq_emu_mlstm_chunk_backward(int dt, const void* q, const void* k, const vo
   return (int)xseq::mlstm_chunk_backward((xseq::MDType)dt, a, B, H, T, Dqk, Dv, nullptr);
 }
 
-// order: 0 forward, 1 reverse, 2 shuffled with `seed`; smem_optin: the device's opt-in shared memory limit
-void xseq_emu_configure(int order, unsigned seed, int smem_optin) {
+// order: 0 forward, 1 reverse, 2 shuffled with `seed`; smem_optin: the device's opt-in shared memory limit;
+// cc_major: its compute capability (9: the sLSTM's cluster kernels run, below: the one-block-per-head ones)
+void xseq_emu_configure(int order, unsigned seed, int smem_optin, int cc_major) {
   xseq_emu::Emu& e = xseq_emu::emu();
   e.order = (xseq_emu::Order)order;
   e.seed = seed;
   e.smem_optin = smem_optin;
+  e.cc_major = cc_major;
 }
 
 const char* xseq_emu_error_string(int err) { return cudaGetErrorString((cudaError_t)err); }
 
 long long xseq_emu_launches() { return xseq_emu::emu().launches; }
+
+long long xseq_emu_cluster_launches() { return xseq_emu::emu().cluster_launches; }
 }
