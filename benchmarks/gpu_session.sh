@@ -53,4 +53,7 @@ cat "$OUT/official_build.log" >>"$OUT/builds.log"; rm -f "$OUT/official_build.lo
 stamp "benchmarks"
 timeout 150 python3 benchmarks/kernels_gpu.py --sections slstm step 2>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu_slstm.log"
 timeout 270 python3 benchmarks/kernels_gpu.py --sections seq 2>>"$OUT/kernels_gpu.err" | tee "$OUT/kernels_gpu_seq.log"
+stamp "profile"
+timeout 60 python3 benchmarks/kernels_gpu.py --sections profile 2>>"$OUT/kernels_gpu.err" >"$OUT/kernels_gpu_profile.log"
+grep -A 18 "^profile" "$OUT/kernels_gpu_profile.log" | cut -c 1-150 | head -n 44
 stamp "done"

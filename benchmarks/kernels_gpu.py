@@ -119,7 +119,8 @@ def main():
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--T", type=int, default=2048)
     p.add_argument("--B", type=int, default=16)
-    p.add_argument("--sections", nargs="+", choices=["slstm", "step", "seq"], default=["slstm", "step", "seq"])
+    p.add_argument("--sections", nargs="+", choices=["slstm", "step", "seq", "profile"],
+                   default=["slstm", "step", "seq"])
     p.add_argument("--mlstm-T", type=int, nargs="+", default=[2048, 8192, 16384])
     p.add_argument("--build-official", type=int, nargs="+", metavar="D", default=None)
     p.add_argument("--official-child", nargs="+", metavar="T:D", default=None, help=argparse.SUPPRESS)
@@ -146,6 +147,44 @@ def main():
         mlstm_step()
     if "seq" in args.sections:
         mlstm_sequences(args)
+    if "profile" in args.sections:
+        profile()
+
+
+def profile():
+    """Where the time of our kernels goes: torch.profiler's per-kernel device time of one forward+backward call
+    (sLSTM B=16, T=2048, d=1024; mLSTM B=H=8, T=8192, D=128), after a warm-up call."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cases = [("sLSTM d=1024", lambda: ours(16, 2048, 1024, 4, torch.bfloat16))]
+
+    def mlstm_case():
+        leaves = [torch.randn(8, 8, 8192, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+                  for _ in range(3)]
+        gates = [torch.randn(8, 8, 8192, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(2)]
+        return (lambda: ops.mlstm(*leaves, *gates, backend="cuda")[0]), leaves + gates
+    cases.append(("mLSTM T=8192 D=128", mlstm_case))
+    for name, make in cases:
+        try:
+            run, leaves = make()
+            step = fwd_bwd(run, leaves)
+            step()
+            torch.cuda.synchronize()
+            with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                step()
+                torch.cuda.synchronize()
+            avg = prof.key_averages()
+            try:
+                table = avg.table(sort_by="self_device_time_total", row_limit=14, max_name_column_width=60)
+            except (AttributeError, KeyError, ValueError):
+                table = avg.table(sort_by="self_cuda_time_total", row_limit=14, max_name_column_width=60)
+            print(f"\nprofile, {name}, one forward+backward:\n{table}", flush=True)
+        except Exception as e:
+            print(f"\nprofile, {name}: failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+            traceback.print_exc(limit=3, file=sys.stderr)
+        finally:
+            torch.cuda.empty_cache()
 
 
 def slstm_sequences(args):
