@@ -124,6 +124,7 @@ def main():
     p.add_argument("--mlstm-T", type=int, nargs="+", default=[2048, 8192, 16384])
     p.add_argument("--build-official", type=int, nargs="+", metavar="D", default=None)
     p.add_argument("--official-child", nargs="+", metavar="T:D", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-torch-form", action="store_true", help="mLSTM sequences: skip the PyTorch chunkwise rows")
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("kernels_gpu needs a CUDA device")
@@ -315,7 +316,9 @@ def official_rows(configs, repeats):
     """{(T, D): row} of the official kernels, from child processes; where one aborts, the configurations left
     run again with Triton's LLVM optimisation off (DISABLE_LLVM_OPT=1), and their rows say so."""
     rows, left = {}, list(configs)
-    for extra in ({}, {"DISABLE_LLVM_OPT": "1"}):
+    attempts = ({}, {"DISABLE_LLVM_OPT": "1"}) if os.environ.get("DISABLE_LLVM_OPT") != "1" else \
+        ({"DISABLE_LLVM_OPT": "1"},)
+    for extra in attempts:
         if not left:
             break
         cmd = [sys.executable, __file__, "--repeats", str(repeats), "--official-child", *(f"{T}:{D}" for T, D in left)]
@@ -355,7 +358,7 @@ def mlstm_sequences(args):
         print(f"  {T:6d} {D:4d} {name:<42s} {f:9.2f} {fb:9.2f} {ratios} {tflops:9.1f}", flush=True)
 
     for T, D in configs:
-        for name in (OURS, SDPA, TORCH_FORM):
+        for name in (OURS, SDPA) + (() if args.no_torch_form else (TORCH_FORM,)):
             try:
                 f, fb = time_mlstm(name, B, H, T, D, args.repeats)
             except Exception as e:

@@ -123,30 +123,35 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
       sc[1] = expf(loc - m_new);
       sc[2] = m_new;
     }
-    for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * d.scale;
+    __syncthreads();  // w and the scalars, read by every thread below
+    const float f = sc[0], i = sc[1];
+    // k_j scaled by 1/sqrt(Dqk) and by its weight i w_j, so the update below is one product per element
+    for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * (d.scale * i * w[u / d.Dqk]);
     for (int u = tid; u < Lc * kBV; u += kThreads) {
       const int j = u / kBV, e = e0 + u % kBV;
       vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
     }
     __syncthreads();
-    // the state entering chunk c, then C = f C + i sum_j w_j k_j v_j^T and n = f n + i sum_j w_j k_j
+    // the state entering chunk c, then C = f C + sum_j (i w_j k_j) v_j^T and n = f n + sum_j i w_j k_j: for
+    // each step j the thread's column ee of v is loaded once and its rows of k are broadcast across the warp
     const size_t cbase = ((size_t)bh * d.NC + c) * d.Dqk;
-    const float f = sc[0], i = sc[1];
     tile_store(rC, Cin + cbase * d.Dv, e0, d);
+    const int dd0 = tid / kBV, ee = tid % kBV;  // element r of rC is row dd0 + r kThreads / kBV, column ee
 #pragma unroll
-    for (int r = 0; r < kRegs; ++r) {
-      const int u = tid + r * kThreads, dd = u / kBV, ee = u % kBV;
-      if (dd < d.Dqk) {
-        float acc = 0.f;
-        for (int j = 0; j < Lc; ++j) acc += w[j] * ks[j * d.Dqk + dd] * vs[j * kBV + ee];
-        rC[r] = f * rC[r] + i * acc;
-      }
+    for (int r = 0; r < kRegs; ++r) rC[r] *= f;
+#pragma unroll 1
+    for (int j = 0; j < Lc; ++j) {
+      const float vj = vs[j * kBV + ee];
+      const float* kr = ks + j * d.Dqk + dd0;
+      // rows past Dqk (when Dqk < kMLSTMMaxDqk) read other shared memory and are never stored: no per-row test
+#pragma unroll
+      for (int r = 0; r < kRegs; ++r) rC[r] += kr[r * (kThreads / kBV)] * vj;
     }
     if (tid < d.Dqk) {
       if (lead) nin[cbase + tid] = rn;
       float acc = 0.f;
-      for (int j = 0; j < Lc; ++j) acc += w[j] * ks[j * d.Dqk + tid];
-      rn = f * rn + i * acc;
+      for (int j = 0; j < Lc; ++j) acc += ks[j * d.Dqk + tid];
+      rn = f * rn + acc;
     }
     if (lead && tid == 0) min_[(size_t)bh * d.NC + c] = mm;
     mm = sc[2];
@@ -411,15 +416,18 @@ state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float*
     }
     __syncthreads();
     // dC_in = f dC_after + sum_t q_t (w0_t dh_t / norm_t)^T, dn_in = f dn_after + sum_t w0_t dd_t q_t
+    // step by step: the thread's column ee of gs loaded once, its rows of q broadcast across the warp; rows past
+    // Dqk (when Dqk < kMLSTMMaxDqk) read other shared memory and are never stored
     const float f = sc[0];
+    const int dd0 = tid / kBV, ee = tid % kBV;  // element r of rC is row dd0 + r kThreads / kBV, column ee
 #pragma unroll
-    for (int r = 0; r < kRegs; ++r) {
-      const int u = tid + r * kThreads, dd = u / kBV, ee = u % kBV;
-      if (dd < d.Dqk) {
-        float acc = 0.f;
-        for (int t = 0; t < Lc; ++t) acc += qs[t * d.Dqk + dd] * gs[t * kBV + ee];
-        rC[r] = f * rC[r] + acc;
-      }
+    for (int r = 0; r < kRegs; ++r) rC[r] *= f;
+#pragma unroll 1
+    for (int t = 0; t < Lc; ++t) {
+      const float g = gs[t * kBV + ee];
+      const float* qr = qs + t * d.Dqk + dd0;
+#pragma unroll
+      for (int r = 0; r < kRegs; ++r) rC[r] += qr[r * (kThreads / kBV)] * g;
     }
     if (tid < d.Dqk) {
       float acc = 0.f;
@@ -466,7 +474,19 @@ __device__ __forceinline__ QkDnv qk_dnv(int t, int j, const float* qs, const flo
 
 // ddot_t = dh_t . h_t with h_t recomputed in float32 from the saved row stabilisers and states, so that the
 // backward pass is consistent in itself whichever output kernel (SIMT or tensor cores) ran forward:
-// h_t = (sum_j Ct[t, j] v_j + w0_t q_t^T C_in) / norm_t.
+// h_t = (sum_{j <= t} Ct[t, j] v_j + w0_t q_t^T C_in) / norm_t, so
+// ddot_t = (sum_{j <= t} P[t, j] (q_t . k_j) (dh_t . v_j) + w0_t sum_e (q_t^T C_in)[e] dh_t[e]) / norm_t.
+// Register tiles of 4 x 4 over shared-memory operands stored transposed (q^T, k^T, and 16-step slices of dh^T
+// and v^T, rows padded to kLd floats), so a warp's loads are float4s without bank conflicts; q^T C_in reads
+// C_in's rows from global memory as float4s along e.
+constexpr int kLd = kChunk + 4;   // padded row of a transposed (., kChunk) operand
+constexpr int kSlice = 16;        // rows of dh^T and v^T staged at a time
+
+size_t ddot_smem(int Dqk) {
+  return ((size_t)2 * Dqk * kLd + 2 * kSlice * kLd + (size_t)kChunk * kChunk + 16 * kChunk + 4 * kChunk) *
+         sizeof(float);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 ddot_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
@@ -474,41 +494,136 @@ ddot_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restric
             const float* __restrict__ den, const float* __restrict__ Cin, const float* __restrict__ min_,
             float* __restrict__ ddot, Dims d) {
   XSEQ_DYNAMIC_SMEM(float, sm);
-  float* qs = sm;                       // (kChunk, Dqk)
-  float* ks = qs + kChunk * d.Dqk;      // (kChunk, Dqk); later q_t[dd] (C_in dh_t)[dd]
-  float* P = ks + kChunk * d.Dqk;       // (kChunk, kChunk): the decay, then Ct (dh_t . v_j)
-  float* igs = P + 2 * kChunk * kChunk;
+  float* qT = sm;                       // (Dqk, kLd): q[t, dd] at qT[dd kLd + t], zero past Lc
+  float* kT = qT + (size_t)d.Dqk * kLd;  // (Dqk, kLd): k[j, dd] / sqrt(Dqk)
+  float* dT = kT + (size_t)d.Dqk * kLd;  // (kSlice, kLd): dh[t, e0 + s]
+  float* vT = dT + kSlice * kLd;        // (kSlice, kLd): v[j, e0 + s]
+  float* P = vT + kSlice * kLd;         // (kChunk, kChunk): exp(Dtil[t, j] - m_row[t]) for j <= t, else 0
+  float* part = P + kChunk * kChunk;    // (16, kChunk): partial sums of the state term
+  float* igs = part + 16 * kChunk;
   float* logf = igs + kChunk;
   float* a = logf + kChunk;
   float* to_end = a + kChunk;
   const int bh = blockIdx.x, c = blockIdx.y, tid = threadIdx.x, Lc = chunk_len(d, c);
   const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
   const float mi = min_[(size_t)bh * d.NC + c];
-  backward_prologue(q, k, ig, fg, mrow, t0, Lc, d, qs, ks, P, igs, logf, a, to_end);
-  __syncthreads();
-  for (int u = tid; u < Lc * kChunk; u += kThreads) {
-    const int t = u / kChunk, j = u % kChunk;
-    if (j <= t) {
-      const QkDnv r = qk_dnv(t, j, qs, ks, dh, v, t0, d);
-      P[u] *= r.qk * r.dnv;
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, to_end);
+  for (int u = tid; u < kChunk * d.Dqk; u += kThreads) {
+    const int t = u / d.Dqk, dd = u % d.Dqk;
+    qT[(size_t)dd * kLd + t] = t < Lc ? to_float(q[(t0 + t) * d.Dqk + dd]) : 0.f;
+    kT[(size_t)dd * kLd + t] = t < Lc ? to_float(k[(t0 + t) * d.Dqk + dd]) * d.scale : 0.f;
+  }
+  for (int t = tid; t < kChunk; t += kThreads) {
+    float* row = P + t * kChunk;
+    if (t < Lc) {
+      const float mr = mrow[t0 + t];
+      dtil_row(t, igs, logf, row);
+      for (int j = 0; j < kChunk; ++j) row[j] = j <= t ? expf(row[j] - mr) : 0.f;
+    } else {
+      for (int j = 0; j < kChunk; ++j) row[j] = 0.f;
     }
   }
-  __syncthreads();  // ks is free: q_t[dd] (C_in dh_t)[dd]
-  const float* Cc = Cin + cbase * d.Dv;
-  for (int u = tid; u < Lc * d.Dqk; u += kThreads) {
-    const int t = u / d.Dqk, dd = u % d.Dqk;
-    float cq = 0.f;
-    for (int e = 0; e < d.Dv; ++e) cq += Cc[(size_t)dd * d.Dv + e] * dh[(t0 + t) * d.Dv + e];
-    ks[u] = qs[u] * cq;
-  }
   __syncthreads();
-  for (int t = tid; t < Lc; t += kThreads) {
-    float intra = 0.f, state = 0.f;
-    for (int j = 0; j <= t; ++j) intra += P[t * kChunk + j];
-    for (int dd = 0; dd < d.Dqk; ++dd) state += ks[t * d.Dqk + dd];
-    const float mr = mrow[t0 + t];
-    const float nrm = fmaxf(fabsf(den[t0 + t]), expf(-mr));
-    ddot[t0 + t] = (intra + expf(a[t] + mi - mr) * state) / nrm;
+  // intra-chunk term: thread (ti, tj) owns rows 4 ti .. 4 ti + 3 and columns 4 tj .. 4 tj + 3 of the 64 x 64 block
+  const int ti = tid >> 4, tj = tid & 15;
+  float s[4][4], dv[4][4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r)
+#pragma unroll
+    for (int cc = 0; cc < 4; ++cc) s[r][cc] = dv[r][cc] = 0.f;
+  for (int dd = 0; dd < d.Dqk; ++dd) {
+    const float4 qa = *reinterpret_cast<const float4*>(qT + (size_t)dd * kLd + 4 * ti);
+    const float4 kb = *reinterpret_cast<const float4*>(kT + (size_t)dd * kLd + 4 * tj);
+    const float qr[4] = {qa.x, qa.y, qa.z, qa.w}, kr[4] = {kb.x, kb.y, kb.z, kb.w};
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int cc = 0; cc < 4; ++cc) s[r][cc] += qr[r] * kr[cc];
+  }
+  for (int e0 = 0; e0 < d.Dv; e0 += kSlice) {
+    __syncthreads();  // the previous slice is consumed
+    for (int u = tid; u < kChunk * kSlice; u += kThreads) {
+      const int t = u / kSlice, sl = u % kSlice, e = e0 + sl;
+      const bool in = t < Lc && e < d.Dv;
+      dT[sl * kLd + t] = in ? dh[(t0 + t) * d.Dv + e] : 0.f;
+      vT[sl * kLd + t] = in ? to_float(v[(t0 + t) * d.Dv + e]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int sl = 0; sl < kSlice; ++sl) {
+      const float4 da = *reinterpret_cast<const float4*>(dT + sl * kLd + 4 * ti);
+      const float4 vb = *reinterpret_cast<const float4*>(vT + sl * kLd + 4 * tj);
+      const float dr[4] = {da.x, da.y, da.z, da.w}, vr[4] = {vb.x, vb.y, vb.z, vb.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int cc = 0; cc < 4; ++cc) dv[r][cc] += dr[r] * vr[cc];
+    }
+  }
+  float intra[4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const float* pr = P + (4 * ti + r) * kChunk + 4 * tj;
+    float x = 0.f;
+#pragma unroll
+    for (int cc = 0; cc < 4; ++cc) x += pr[cc] * s[r][cc] * dv[r][cc];
+    // the row's sum over the 16 column threads (lanes tj of one half-warp)
+    for (int off = 8; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+    intra[r] = x;
+  }
+  // state term: sum_e (q_t^T C_in)[e] dh_t[e]; thread (tr, te) owns rows 4 tr .. 4 tr + 3 and column groups
+  // 4 te, 4 te + 64, ... of e; partial sums per te go to part[te, t], then each row's 16 partials are added
+  const float* Cc = Cin + cbase * d.Dv;
+  const int tr = tid & 15, te = tid >> 4;
+  float st[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int eb = 4 * te; eb < d.Dv; eb += 64) {
+    float y[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int cc = 0; cc < 4; ++cc) y[r][cc] = 0.f;
+    const bool vec = eb + 3 < d.Dv && (d.Dv & 3) == 0;
+    for (int dd = 0; dd < d.Dqk; ++dd) {
+      const float4 qa = *reinterpret_cast<const float4*>(qT + (size_t)dd * kLd + 4 * tr);
+      float cr[4];
+      if (vec) {
+        const float4 cv = *reinterpret_cast<const float4*>(Cc + (size_t)dd * d.Dv + eb);
+        cr[0] = cv.x, cr[1] = cv.y, cr[2] = cv.z, cr[3] = cv.w;
+      } else {
+#pragma unroll
+        for (int cc = 0; cc < 4; ++cc) cr[cc] = eb + cc < d.Dv ? Cc[(size_t)dd * d.Dv + eb + cc] : 0.f;
+      }
+      const float qr[4] = {qa.x, qa.y, qa.z, qa.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int cc = 0; cc < 4; ++cc) y[r][cc] += qr[r] * cr[cc];
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int t = 4 * tr + r;
+      if (t < Lc) {
+#pragma unroll
+        for (int cc = 0; cc < 4; ++cc)
+          if (eb + cc < d.Dv) st[r] += y[r][cc] * dh[(t0 + t) * d.Dv + eb + cc];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 4; ++r) part[te * kChunk + 4 * tr + r] = st[r];
+  __syncthreads();
+  if (tj == 0) {  // lane 0 of each half-warp holds its rows' intra-chunk sums
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int t = 4 * ti + r;
+      if (t < Lc) {
+        float state = 0.f;
+        for (int g = 0; g < 16; ++g) state += part[g * kChunk + t];
+        const float mr = mrow[t0 + t];
+        const float nrm = fmaxf(fabsf(den[t0 + t]), expf(-mr));
+        ddot[t0 + t] = (intra[r] + expf(a[t] + mi - mr) * state) / nrm;
+      }
+    }
   }
 }
 
@@ -904,10 +1019,10 @@ cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk,
   auto k3 = state_bwd_kernel<T>;
   auto k4 = grad_kernel<T>;
   cudaError_t err;
-  if ((err = smem_optin((const void*)k2, grad_smem(Dqk))) != cudaSuccess) return err;
+  if ((err = smem_optin((const void*)k2, ddot_smem(Dqk))) != cudaSuccess) return err;
   if ((err = smem_optin((const void*)k3, state_smem(Dqk))) != cudaSuccess) return err;
   if ((err = smem_optin((const void*)k4, grad_smem(Dqk))) != cudaSuccess) return err;
-  XSEQ_LAUNCH(k2, dim3(B * H, d.NC), dim3(kThreads), grad_smem(Dqk), stream)(
+  XSEQ_LAUNCH(k2, dim3(B * H, d.NC), dim3(kThreads), ddot_smem(Dqk), stream)(
       q, k, v, ig, fg, a.dh, a.mrow, a.den, a.Cin, a.min, a.ddot, d);
   XSEQ_LAUNCH(k3, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
       q, fg, a.dh, a.ddot, a.mrow, a.den, a.min, a.m_last, a.dC, a.dn, a.dCs, a.dns, d);
