@@ -1,9 +1,15 @@
 """The CUDA extension loader's fallback (runs anywhere: the build itself is a gpu-machine matter)."""
+import importlib
 import warnings
 
 import pytest
+import torch
 
 from xseq.ops import _cuda_ext
+from xseq.ops._dispatch import resolve
+
+slstm = importlib.import_module("xseq.ops.slstm")
+mlstm = importlib.import_module("xseq.ops.mlstm")
 
 
 def test_failed_build_warns_once_then_falls_back(monkeypatch):
@@ -31,3 +37,15 @@ def test_every_kernel_unit_has_a_binding():
     built = sorted(p.name for stem in stems for p in _cuda_ext.units(stem))
     assert built == sorted(p.name for p in _cuda_ext.SRC.glob("*_kernels.cu"))  # no unit left out of a build
     assert "mlstm_chunk_kernels.cu" in built
+
+
+def test_auto_picks_the_kernels_measured_faster():
+    """backend="auto" on a CUDA device: the fused sLSTM and mLSTM step kernels (faster than the PyTorch paths on
+    an H200), the PyTorch chunkwise mLSTM (the CUDA chunkwise kernels are not yet faster); on the CPU, the fused
+    sLSTM loop. Resolving needs no device."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve("slstm", "auto", cuda) is slstm._slstm_cuda
+    assert resolve("mlstm_step", "auto", cuda) is mlstm._mlstm_step_cuda
+    assert resolve("mlstm", "auto", cuda) is mlstm._mlstm_torch
+    assert resolve("slstm", "auto", cpu) is slstm._slstm_numba
+    assert resolve("mlstm_step", "auto", cpu) is mlstm._mlstm_step_torch
