@@ -270,5 +270,9 @@ def test_mlstm_chunkwise_tensor_core_gradients_match_simt(emulated, monkeypatch,
     names = ["q", "k", "v", "igate", "fgate", "C0", "n0", "m0"]
     for name, g_tc, g_simt, r in zip(names, runs[0][2], runs[1][2], ref[2]):
         scale = r.abs().max().item()
-        assert rel_err(g_tc, g_simt, floor=0.1 * scale) <= 2e-2, name
+        # fgate's gradient is a reverse cumulative sum over T of q.dq - k.dk terms, where the tensor-core path's
+        # bfloat16 operands leave their rounding: over 150 draws of T=130, Dqk=48, Dv=80 its tc-SIMT distance
+        # had p99 0.015 and max 0.030 (the other gradients: max 0.015), so 2e-2 failed 1.3% of draws
+        bar = 4e-2 if name == "fgate" else 2e-2
+        assert rel_err(g_tc, g_simt, floor=0.1 * scale) <= bar, name
         assert rel_err(g_tc, r, floor=0.1 * scale) <= 5e-2, name
