@@ -65,6 +65,20 @@ def ours(B, T, d, H, dtype):
     return run, [gx, R]
 
 
+def ours_split(B, T, d, H, dtype):
+    """Ours with each step's cluster barrier split into arrive and wait (slstm_split_cluster_barrier)."""
+    ext = _cuda_ext.load("slstm")
+    run0, leaves = ours(B, T, d, H, dtype)
+
+    def run():
+        ext.split_barrier(True)
+        try:
+            return run0()
+        finally:
+            ext.split_barrier(False)
+    return run, leaves
+
+
 def reference(B, T, d, H, dtype):
     gx = torch.randn(B, T, 4, H, d // H, device="cuda", dtype=dtype, requires_grad=True)
     R = (torch.randn(4, H, d // H, d // H, device="cuda") / (d // H) ** 0.5).to(dtype).requires_grad_()
@@ -195,7 +209,8 @@ def slstm_sequences(args):
           f"{'TFLOP/s f':>9s}")
     for d in (1024, 512):
         base = None
-        for name, make in (("xseq fused (cuda)", ours), ("official xlstm cuda", official),
+        for name, make in (("xseq fused (cuda)", ours), ("xseq fused, split barrier", ours_split),
+                           ("official xlstm cuda", official),
                            ("torch.nn.LSTM (cuDNN)", cudnn), ("xseq reference (torch)", reference)):
             # the reference is a Python loop over T, seconds per call: timed briefly
             repeats, warmup = (2, 0) if make is reference else (args.repeats, 2)

@@ -79,5 +79,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("forward", &forward, "fused sLSTM forward over a sequence");
   mod.def("use_clusters", &xseq::slstm_use_clusters,
           "whether compute capability 9.0+ devices run the thread-block cluster kernels (default true)");
+  mod.def("split_barrier", &xseq::slstm_split_cluster_barrier,
+          "whether the cluster kernels split each step's cluster barrier into arrive and wait (default false)");
   mod.def("backward", &backward, "fused sLSTM backward through time");
 }

@@ -9,6 +9,7 @@
 // (eqs 46-50) unit by unit, keeping c, n, m in registers between steps. R is read from shared memory when
 // this head's block of it fits there, else through the read-only cache.
 #include <cooperative_groups.h>
+#include <utility>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -312,7 +313,28 @@ __host__ __device__ inline size_t cluster_bwd_smem(int Dh, int U) {
   return s == 0 ? a0 : (s == 1 ? a1 : (s == 2 ? a2 : a3));
 }
 
-template <typename T>
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+// The cluster barrier of one step, whole (cluster.sync) or split into arrive and wait (kSplit).
+struct NoToken {};
+template <bool kSplit>
+__device__ __forceinline__ auto barrier_arrive_if(const cooperative_groups::cluster_group& cluster) {
+  if constexpr (kSplit) {
+    return cluster.barrier_arrive();
+  } else {
+    return NoToken{};
+  }
+}
+template <bool kSplit, class Token>
+__device__ __forceinline__ void barrier_wait_or_sync(const cooperative_groups::cluster_group& cluster, Token& token) {
+  if constexpr (kSplit) {
+    cluster.barrier_wait(std::move(token));
+  } else {
+    cluster.sync();
+  }
+}
+#endif
+
+template <typename T, bool kSplit>
 __global__ void __launch_bounds__(8 * kClusterUnits)
 slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* __restrict__ c,
                              float* __restrict__ n, float* __restrict__ m, float* __restrict__ h,
@@ -379,12 +401,21 @@ slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, 
 #pragma unroll
     for (int g = 0; g < 4; ++g)
       pre[g] = pick(s, quad_sum(a[0][g]), quad_sum(a[1][g]), quad_sum(a[2][g]), quad_sum(a[3][g])) + gxn[g];
+    // The cell, h_t published into every block of the cluster, then this step's global traffic: the next
+    // step's gx, the saved tensors, h out. With kSplit the cluster barrier is split around that traffic
+    // (arrive after publishing, wait after the traffic), so the barrier's release covers the shared-memory
+    // writes alone and its latency overlaps the global loads and stores.
+    Cell r{};
+    if (active) {
+      r = cell(pre[0], pre[1], pre[2], pre[3], rc, rn, rm, exp_forget);
+      for (int q = 0; q < K; ++q) cluster.map_shared_rank(hn, q)[u * kClusterRows + row] = r.h;
+    }
+    auto token = barrier_arrive_if<kSplit>(cluster);
     if (active) {
       if (t + 1 < T_) {
 #pragma unroll
         for (int g = 0; g < 4; ++g) gxn[g] = to_float(gxp[((size_t)(t + 1) * 4 + g) * HD]);
       }
-      const Cell r = cell(pre[0], pre[1], pre[2], pre[3], rc, rn, rm, exp_forget);
       if (keep) {
         hprev[t * BHD + so] = hl;
         cs[t * BHD + so] = rc;
@@ -405,9 +436,8 @@ slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, 
       rm = r.m;
       hl = r.h;
       hout[((size_t)(b0 + row) * T_ + t) * HD + (size_t)hh * Dh + u] = from_float<T>(r.h);
-      for (int q = 0; q < K; ++q) cluster.map_shared_rank(hn, q)[u * kClusterRows + row] = r.h;
     }
-    cluster.sync();  // h_t complete in every block; h_{t-1}'s buffer free for h_{t+1}
+    barrier_wait_or_sync<kSplit>(cluster, token);  // h_t complete in every block; h_{t-1}'s buffer free
   }
   if (active) {
     c[so] = rc;
@@ -430,6 +460,7 @@ struct StepSaved {
           cs[t * BHD + so], ns[t * BHD + so], dh_out[oo]};
 }
 
+template <bool kSplit>
 __global__ void __launch_bounds__(8 * kClusterUnits)
 slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restrict__ dh_out, float* __restrict__ dc,
                               float* __restrict__ dn, float* __restrict__ dh, const float* __restrict__ gates,
@@ -469,9 +500,11 @@ slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restr
   cluster.sync();  // every block's R slice and zeroed buffers are in place before any block writes into another
   for (int t = T_ - 1; t >= 0; --t) {
     float* dpn = dps + (t & 1) * Dh * 4 * kClusterRows;
+    // as in the forward pass: publish dpre_t into every block, then the global traffic (dpre out, the next
+    // step's saved tensors), with the cluster barrier split around it when kSplit
+    float p[4] = {0.f, 0.f, 0.f, 0.f}, dlogf = 0.f;
     if (active) {
       const StepSaved sv = nx;
-      if (t > 0) nx = load_saved(gates, cs, ns, dh_out, t - 1, so, BHD, ob + (size_t)(t - 1) * HD);
       const float gh = sv.dh_out + rdh;
       // h = o c / n (eq 3); c = f c_prev + i z, n = f n_prev + i (eqs 49-50); m is detached
       const float d_o = gh * sv.c_new / sv.n_new;
@@ -479,21 +512,28 @@ slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restr
       const float dnt = rdn - gh * sv.og * sv.c_new / (sv.n_new * sv.n_new);
       const float di = dct * sv.zg + dnt;
       const float dz = dct * sv.ig;
-      const float dlogf = (dct * sv.c_old + dnt * sv.n_old) * sv.fg;
-      const float p[4] = {di * sv.ig, dlogf * sv.fac, dz * (1.f - sv.zg * sv.zg), d_o * sv.og * (1.f - sv.og)};
-      float* out = dpre + (((size_t)(b0 + row) * T_ + t) * 4 * H + hh) * Dh + u;  // (b, t, g, hh, u)
-#pragma unroll
-      for (int g = 0; g < 4; ++g) out[g * HD] = p[g];
+      dlogf = (dct * sv.c_old + dnt * sv.n_old) * sv.fg;
+      p[0] = di * sv.ig;
+      p[1] = dlogf * sv.fac;
+      p[2] = dz * (1.f - sv.zg * sv.zg);
+      p[3] = d_o * sv.og * (1.f - sv.og);
       rdc = dct * sv.fg;
       rdn = dnt * sv.fg;
-      if (t == 0) dlogf0[so] = dlogf;
       for (int q = 0; q < K; ++q) {
         float* dst = cluster.map_shared_rank(dpn, q) + u * 4 * kClusterRows + row;
 #pragma unroll
         for (int g = 0; g < 4; ++g) dst[g * kClusterRows] = p[g];
       }
     }
-    cluster.sync();  // dpre_t complete in every block
+    auto token = barrier_arrive_if<kSplit>(cluster);
+    if (active) {
+      if (t > 0) nx = load_saved(gates, cs, ns, dh_out, t - 1, so, BHD, ob + (size_t)(t - 1) * HD);
+      float* out = dpre + (((size_t)(b0 + row) * T_ + t) * 4 * H + hh) * Dh + u;  // (b, t, g, hh, u)
+#pragma unroll
+      for (int g = 0; g < 4; ++g) out[g * HD] = p[g];
+      if (t == 0) dlogf0[so] = dlogf;
+    }
+    barrier_wait_or_sync<kSplit>(cluster, token);  // dpre_t complete in every block
     // dh_{t-1}[row, u] = sum_{g, e} dpre_t[row, g, e] R[g, hh, u, e], e split over the 4 lanes s
     float a[4] = {0.f, 0.f, 0.f, 0.f};
     const float* Ru = Rs + ul * 4;
@@ -535,6 +575,7 @@ cudaError_t plan(const void* kernel, int Dh, size_t r_elem, size_t* bytes, bool*
 }
 
 bool g_use_clusters = true;
+bool g_split_barrier = false;
 
 // The cluster kernels' launch: on compute capability 9.0+, when enabled and their shared memory fits.
 cudaError_t cluster_launch_plan(int Dh, size_t bytes, const void* kernel, bool* use) {
@@ -554,6 +595,8 @@ cudaError_t cluster_launch_plan(int Dh, size_t bytes, const void* kernel, bool* 
 
 void slstm_use_clusters(bool on) { g_use_clusters = on; }
 
+void slstm_split_cluster_barrier(bool on) { g_split_barrier = on; }
+
 cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, float* n, float* m, float* h,
                           void* hout, float* gates, float* cs, float* ns, float* hprev, int B, int T, int H,
                           int Dh, bool exp_forget, bool keep, cudaStream_t stream) {
@@ -565,7 +608,7 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
     const dim3 cgrid(p.K * H * ((B + kClusterRows - 1) / kClusterRows)), cblock(8 * p.U);
     bool use = false;
     if (dt == DType::f32) {
-      auto k = slstm_forward_cluster_kernel<float>;
+      auto k = g_split_barrier ? slstm_forward_cluster_kernel<float, true> : slstm_forward_cluster_kernel<float, false>;
       if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
       if (use) {
         if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(
@@ -576,7 +619,7 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
       }
     } else {
       using bf = __nv_bfloat16;
-      auto k = slstm_forward_cluster_kernel<bf>;
+      auto k = g_split_barrier ? slstm_forward_cluster_kernel<bf, true> : slstm_forward_cluster_kernel<bf, false>;
       if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
       if (use) {
         if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(
@@ -617,7 +660,7 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
     const size_t cbytes = cluster_bwd_smem(Dh, p.U);
     const dim3 cgrid(p.K * H * ((B + kClusterRows - 1) / kClusterRows)), cblock(8 * p.U);
     bool use = false;
-    auto k = slstm_backward_cluster_kernel;
+    auto k = g_split_barrier ? slstm_backward_cluster_kernel<true> : slstm_backward_cluster_kernel<false>;
     if ((err = cluster_launch_plan(Dh, cbytes, (const void*)k, &use)) != cudaSuccess) return err;
     if (use) {
       if ((err = XSEQ_LAUNCH_CLUSTER(k, cgrid, cblock, cbytes, stream, p.K)(

@@ -34,6 +34,11 @@ cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, floa
 // capability 9.0 or above (default true); false selects the one-block-per-head kernels everywhere (for tests).
 void slstm_use_clusters(bool on);
 
+// Whether the cluster kernels split each step's cluster barrier into arrive (after the shared-memory exchange)
+// and wait (after the step's global loads and stores), so the barrier's latency overlaps that traffic
+// (default false until measured on a device; benchmarks/kernels_gpu.py times both).
+void slstm_split_cluster_barrier(bool on);
+
 // Largest head size the kernels take (one thread per gate row: 4 * Dh threads per block).
 constexpr int kSLSTMMaxHeadSize = 256;
 

@@ -75,11 +75,15 @@ def test_emulator_reports_divergent_barriers_and_bad_launches():
 
 # ---- sLSTM ------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(params=[9, 8], ids=["clusters", "block-per-head"])
+@pytest.fixture(params=["clusters", "clusters-split", "block-per-head"])
 def device_cc(request, emulated):
-    """Compute capability 9 runs the thread-block cluster kernels, 8 the one-block-per-head ones."""
-    _cuda_emu.configure(emulated, seed=torch.seed() % 2**31, cc_major=request.param)
-    return request.param
+    """Compute capability 9 runs the thread-block cluster kernels (with the per-step cluster barrier whole or
+    split into arrive and wait), 8 the one-block-per-head ones."""
+    cc = 8 if request.param == "block-per-head" else 9
+    _cuda_emu.configure(emulated, seed=torch.seed() % 2**31, cc_major=cc)
+    _cuda_emu.split_barrier(request.param == "clusters-split")
+    yield cc
+    _cuda_emu.split_barrier(False)
 
 
 @pytest.mark.parametrize("forget", ["sigmoid", "exp"])

@@ -21,13 +21,16 @@ def built():
     _cuda_ext.load("slstm")
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["clusters", "block-per-head"])
+@pytest.fixture(autouse=True, params=["clusters", "clusters-split", "block-per-head"])
 def layout(request):
-    """Both kernel layouts: thread-block clusters (compute capability 9.0+) and one block per head."""
+    """Every kernel layout: thread-block clusters (compute capability 9.0+; each step's cluster barrier whole
+    or split into arrive and wait) and one block per head."""
     ext = _cuda_ext.load("slstm")
-    ext.use_clusters(request.param)
+    ext.use_clusters(request.param != "block-per-head")
+    ext.split_barrier(request.param == "clusters-split")
     yield request.param
     ext.use_clusters(True)
+    ext.split_barrier(False)
 
 
 def backend(name):

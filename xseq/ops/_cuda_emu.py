@@ -66,6 +66,11 @@ def configure(order: str = "forward", seed: int = 0, smem_optin: int = 232448, c
     library().xseq_emu_configure(ORDERS[order], ctypes.c_uint(seed), smem_optin, cc_major)
 
 
+def split_barrier(on: bool) -> None:
+    """Whether the sLSTM cluster kernels split their per-step cluster barrier (slstm_split_cluster_barrier)."""
+    library().xseq_emu_slstm_split_barrier(int(on))
+
+
 def launches() -> int:
     return library().xseq_emu_launches()
 

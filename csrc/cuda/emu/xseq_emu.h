@@ -84,6 +84,7 @@ enum class Order : int { forward = 0, reverse = 1, shuffle = 2 };
 struct Emu {
   dim3 grid, block;
   unsigned cluster = 1;  // blocks per cluster (along x); 1: a launch without clusters
+  bool split_at_arrive = false;  // where a split cluster barrier (arrive / wait) synchronises in this launch
   std::vector<Fiber> fibers;
   std::vector<std::unique_ptr<char[]>> stacks;  // fiber stacks, left uninitialised (only what is used is touched)
   ucontext_t sched;
@@ -266,6 +267,7 @@ inline void launch(const void* kernel, dim3 grid, dim3 block, size_t smem, const
   e.grid = grid;
   e.block = block;
   e.cluster = cluster;
+  e.split_at_arrive = e.order == Order::reverse || (e.order == Order::shuffle && (rng() & 1u));
   // blocks (clusters) run one at a time, in the same order as the fibers: a block that reads what another
   // block of the same launch (outside its cluster) writes gives results that depend on the order
   std::vector<std::vector<dim3>> groups;
