@@ -36,6 +36,24 @@ struct Dims {
 
 __device__ __forceinline__ int chunk_len(const Dims& d, int c) { return min(kChunk, d.T - c * kChunk); }
 
+// The state kernels' update of their register tile (see tile_load): reg = f reg + sum_j A[j]^T Bm[j] over the
+// chunk's L steps, A (L, Dqk) and Bm (L, kBV) in shared memory. Step by step: the thread's column of Bm is
+// loaded once and its rows of A are broadcast across the warp. Rows past Dqk (when Dqk < kMLSTMMaxDqk) read
+// other shared memory and are never stored, so there is no per-row test.
+__device__ __forceinline__ void decay_and_add_outer(float (&reg)[kRegs], float f, const float* A, const float* Bm,
+                                                    int L, const Dims& d) {
+  const int dd0 = threadIdx.x / kBV, ee = threadIdx.x % kBV;  // element r: row dd0 + r kThreads / kBV, column ee
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) reg[r] *= f;
+#pragma unroll 1
+  for (int j = 0; j < L; ++j) {
+    const float b = Bm[j * kBV + ee];
+    const float* ar = A + j * d.Dqk + dd0;
+#pragma unroll
+    for (int r = 0; r < kRegs; ++r) reg[r] += ar[r * (kThreads / kBV)] * b;
+  }
+}
+
 // Per-chunk gate quantities in shared memory, computed by one thread in sequence order:
 //   logf[t] = log sigmoid(ftil_t); a[t] = sum_{s <= t} logf[s]; to_end[j] = sum_{s > j} logf[s] + itil_j.
 template <typename T>
@@ -136,17 +154,7 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
     // each step j the thread's column ee of v is loaded once and its rows of k are broadcast across the warp
     const size_t cbase = ((size_t)bh * d.NC + c) * d.Dqk;
     tile_store(rC, Cin + cbase * d.Dv, e0, d);
-    const int dd0 = tid / kBV, ee = tid % kBV;  // element r of rC is row dd0 + r kThreads / kBV, column ee
-#pragma unroll
-    for (int r = 0; r < kRegs; ++r) rC[r] *= f;
-#pragma unroll 1
-    for (int j = 0; j < Lc; ++j) {
-      const float vj = vs[j * kBV + ee];
-      const float* kr = ks + j * d.Dqk + dd0;
-      // rows past Dqk (when Dqk < kMLSTMMaxDqk) read other shared memory and are never stored: no per-row test
-#pragma unroll
-      for (int r = 0; r < kRegs; ++r) rC[r] += kr[r * (kThreads / kBV)] * vj;
-    }
+    decay_and_add_outer(rC, f, ks, vs, Lc, d);
     if (tid < d.Dqk) {
       if (lead) nin[cbase + tid] = rn;
       float acc = 0.f;
@@ -419,16 +427,7 @@ state_bwd_kernel(const T* __restrict__ q, const T* __restrict__ fg, const float*
     // step by step: the thread's column ee of gs loaded once, its rows of q broadcast across the warp; rows past
     // Dqk (when Dqk < kMLSTMMaxDqk) read other shared memory and are never stored
     const float f = sc[0];
-    const int dd0 = tid / kBV, ee = tid % kBV;  // element r of rC is row dd0 + r kThreads / kBV, column ee
-#pragma unroll
-    for (int r = 0; r < kRegs; ++r) rC[r] *= f;
-#pragma unroll 1
-    for (int t = 0; t < Lc; ++t) {
-      const float g = gs[t * kBV + ee];
-      const float* qr = qs + t * d.Dqk + dd0;
-#pragma unroll
-      for (int r = 0; r < kRegs; ++r) rC[r] += qr[r * (kThreads / kBV)] * g;
-    }
+    decay_and_add_outer(rC, f, qs, gs, Lc, d);
     if (tid < d.Dqk) {
       float acc = 0.f;
       for (int t = 0; t < Lc; ++t) acc += wd[t] * qs[t * d.Dqk + tid];

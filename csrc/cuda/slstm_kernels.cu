@@ -57,6 +57,26 @@ __device__ __forceinline__ Cell cell(float itil, float ftil, float ztil, float o
   return r;
 }
 
+// What the backward pass needs of step t for one (row, unit) at offset `so` of a (B, H, Dh) slab: the gates and
+// d log f / d ftil, the h, c and n before the step, and after the last step c and n.
+__device__ __forceinline__ void save_step(float* gates, float* cs, float* ns, float* hprev, int t, int T_,
+                                          size_t BHD, size_t so, float h_prev, float c_prev, float n_prev,
+                                          const Cell& r) {
+  hprev[t * BHD + so] = h_prev;
+  cs[t * BHD + so] = c_prev;
+  ns[t * BHD + so] = n_prev;
+  float* gt = gates + (size_t)t * 5 * BHD + so;
+  gt[0] = r.i;
+  gt[BHD] = r.f;
+  gt[2 * BHD] = r.z;
+  gt[3 * BHD] = r.o;
+  gt[4 * BHD] = r.fac;
+  if (t == T_ - 1) {
+    cs[(size_t)T_ * BHD + so] = r.c;
+    ns[(size_t)T_ * BHD + so] = r.n;
+  }
+}
+
 // This head's block of a (4, H, Dh, Dh) matrix M: staged into shared memory `dst` when `shared` (read at
 // dst[g * Dh * Dh + row * Dh + col]), else read in place. Returns the base pointer and sets the gate stride.
 template <typename T>
@@ -137,22 +157,7 @@ slstm_forward_kernel(const T* __restrict__ gx, const T* __restrict__ R, float* _
         const float* p = pre + b * G;
         const Cell r = cell(p[ee], p[Dh + ee], p[2 * Dh + ee], p[3 * Dh + ee], rc[k], rn[k], rm[k], exp_forget);
         const size_t s = unit_offset(b0 + b, hh, ee, H, Dh);
-        if (keep) {
-          const size_t BHD = (size_t)B * HD;
-          hprev[t * BHD + s] = hs[u];
-          cs[t * BHD + s] = rc[k];
-          ns[t * BHD + s] = rn[k];
-          float* gt = gates + (size_t)t * 5 * BHD + s;
-          gt[0] = r.i;
-          gt[BHD] = r.f;
-          gt[2 * BHD] = r.z;
-          gt[3 * BHD] = r.o;
-          gt[4 * BHD] = r.fac;
-          if (t == T_ - 1) {
-            cs[(size_t)T_ * BHD + s] = r.c;
-            ns[(size_t)T_ * BHD + s] = r.n;
-          }
-        }
+        if (keep) save_step(gates, cs, ns, hprev, t, T_, (size_t)B * HD, s, hs[u], rc[k], rn[k], r);
         rc[k] = r.c;
         rn[k] = r.n;
         rm[k] = r.m;
@@ -314,6 +319,42 @@ __host__ __device__ inline size_t cluster_bwd_smem(int Dh, int U) {
 }
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+// Where a thread of a cluster kernel works: the cluster's head hh and batch rows b0 .. b0 + nb - 1, this
+// block's rank, the thread's unit u (ul within the block), row group rg, quarter s of the dot products and,
+// after their reduction, its row of the tile; active when that row and unit exist.
+struct ClusterPos {
+  int K, rank, hh, b0, nb, s, rg, ul, u, row;
+  bool active;
+};
+__device__ __forceinline__ ClusterPos cluster_pos(const cooperative_groups::cluster_group& cluster, int B, int Dh,
+                                                  int U) {
+  ClusterPos p;
+  p.K = (int)cluster.num_blocks();
+  p.rank = (int)cluster.block_rank();
+  const int ntiles = (B + kClusterRows - 1) / kClusterRows, grp = blockIdx.x / p.K;
+  p.hh = grp / ntiles;
+  p.b0 = (grp % ntiles) * kClusterRows;
+  p.nb = min(kClusterRows, B - p.b0);
+  const int tid = threadIdx.x;
+  p.s = tid & 3;
+  p.rg = (tid >> 2) & 1;
+  p.ul = tid >> 3;
+  p.u = p.rank * U + p.ul;
+  p.row = 4 * p.rg + p.s;
+  p.active = p.u < Dh && p.row < p.nb;
+  return p;
+}
+
+// Columns rank U .. rank U + U - 1 of head hh's block of a (4, H, Dh, Dh) matrix M, as float32, into
+// dst[(row U + col) 4 + g] (zero past Dh): R's columns for the forward pass, RT's for the backward pass.
+template <typename T>
+__device__ __forceinline__ void stage_columns(const T* M, float* dst, int H, int hh, int Dh, int U, int rank) {
+  for (int k = threadIdx.x; k < Dh * U * 4; k += blockDim.x) {
+    const int g = k & 3, col = rank * U + (k >> 2) % U, row = (k >> 2) / U;
+    dst[k] = col < Dh ? to_float(M[(((size_t)g * H + hh) * Dh + row) * Dh + col]) : 0.f;
+  }
+}
+
 // The cluster barrier of one step, whole (cluster.sync) or split into arrive and wait (kSplit).
 struct NoToken {};
 template <bool kSplit>
@@ -346,20 +387,14 @@ slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, 
 #else
   namespace cg = cooperative_groups;
   const cg::cluster_group cluster = cg::this_cluster();
-  const int K = (int)cluster.num_blocks(), rank = (int)cluster.block_rank();
-  const int ntiles = (B + kClusterRows - 1) / kClusterRows;
-  const int grp = blockIdx.x / K, hh = grp / ntiles, b0 = (grp % ntiles) * kClusterRows;
-  const int nb = min(kClusterRows, B - b0);
-  const int tid = threadIdx.x, s = tid & 3, rg = (tid >> 2) & 1, ul = tid >> 3;
-  const int u = rank * U + ul, row = 4 * rg + s;
-  const bool active = u < Dh && row < nb;
+  const ClusterPos p = cluster_pos(cluster, B, Dh, U);
+  const int K = p.K, hh = p.hh, b0 = p.b0, nb = p.nb, tid = threadIdx.x, s = p.s, rg = p.rg, ul = p.ul, u = p.u,
+            row = p.row;
+  const bool active = p.active;
   XSEQ_DYNAMIC_SMEM(unsigned char, smem);
   float* Rs = reinterpret_cast<float*>(smem);  // R[g, hh, d, rank U + ul] at Rs[(d U + ul) 4 + g]
   float* hs = Rs + (size_t)Dh * U * 4;         // (2, Dh, kClusterRows): h_{t-1} of the tile, double-buffered
-  for (int k = tid; k < Dh * U * 4; k += blockDim.x) {
-    const int g = k & 3, uu = rank * U + (k >> 2) % U, d = (k >> 2) / U;
-    Rs[k] = uu < Dh ? to_float(R[(((size_t)g * H + hh) * Dh + d) * Dh + uu]) : 0.f;
-  }
+  stage_columns(R, Rs, H, hh, Dh, U, p.rank);
   for (int k = tid; k < 2 * Dh * kClusterRows; k += blockDim.x) {  // rows past nb stay 0 in both buffers
     const int r = k % kClusterRows, d = (k / kClusterRows) % Dh;
     hs[k] = r < nb ? h[unit_offset(b0 + r, hh, d, H, Dh)] : 0.f;
@@ -416,21 +451,7 @@ slstm_forward_cluster_kernel(const T* __restrict__ gx, const T* __restrict__ R, 
 #pragma unroll
         for (int g = 0; g < 4; ++g) gxn[g] = to_float(gxp[((size_t)(t + 1) * 4 + g) * HD]);
       }
-      if (keep) {
-        hprev[t * BHD + so] = hl;
-        cs[t * BHD + so] = rc;
-        ns[t * BHD + so] = rn;
-        float* gt = gates + (size_t)t * 5 * BHD + so;
-        gt[0] = r.i;
-        gt[BHD] = r.f;
-        gt[2 * BHD] = r.z;
-        gt[3 * BHD] = r.o;
-        gt[4 * BHD] = r.fac;
-        if (t == T_ - 1) {
-          cs[(size_t)T_ * BHD + so] = r.c;
-          ns[(size_t)T_ * BHD + so] = r.n;
-        }
-      }
+      if (keep) save_step(gates, cs, ns, hprev, t, T_, BHD, so, hl, rc, rn, r);
       rc = r.c;
       rn = r.n;
       rm = r.m;
@@ -471,20 +492,13 @@ slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restr
 #else
   namespace cg = cooperative_groups;
   const cg::cluster_group cluster = cg::this_cluster();
-  const int K = (int)cluster.num_blocks(), rank = (int)cluster.block_rank();
-  const int ntiles = (B + kClusterRows - 1) / kClusterRows;
-  const int grp = blockIdx.x / K, hh = grp / ntiles, b0 = (grp % ntiles) * kClusterRows;
-  const int nb = min(kClusterRows, B - b0);
-  const int tid = threadIdx.x, s = tid & 3, rg = (tid >> 2) & 1, ul = tid >> 3;
-  const int u = rank * U + ul, row = 4 * rg + s;
-  const bool active = u < Dh && row < nb;
+  const ClusterPos p = cluster_pos(cluster, B, Dh, U);
+  const int K = p.K, hh = p.hh, b0 = p.b0, tid = threadIdx.x, s = p.s, rg = p.rg, ul = p.ul, u = p.u, row = p.row;
+  const bool active = p.active;
   XSEQ_DYNAMIC_SMEM(unsigned char, smem);
   float* Rs = reinterpret_cast<float*>(smem);  // R[g, hh, rank U + ul, e] = RT[g, hh, e, rank U + ul] at Rs[(e U + ul) 4 + g]
   float* dps = Rs + (size_t)Dh * U * 4;        // (2, Dh, 4, kClusterRows): dpre of the step, double-buffered
-  for (int k = tid; k < Dh * U * 4; k += blockDim.x) {
-    const int g = k & 3, uu = rank * U + (k >> 2) % U, e = (k >> 2) / U;
-    Rs[k] = uu < Dh ? RT[(((size_t)g * H + hh) * Dh + e) * Dh + uu] : 0.f;
-  }
+  stage_columns(RT, Rs, H, hh, Dh, U, p.rank);
   for (int k = tid; k < 2 * Dh * 4 * kClusterRows; k += blockDim.x) dps[k] = 0.f;  // rows past nb stay 0
   const size_t HD = (size_t)H * Dh, BHD = (size_t)B * HD;
   const size_t so = active ? unit_offset(b0 + row, hh, u, H, Dh) : 0;
