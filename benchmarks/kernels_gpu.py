@@ -66,17 +66,9 @@ def ours(B, T, d, H, dtype):
 
 
 def ours_split(B, T, d, H, dtype):
-    """Ours with each step's cluster barrier split into arrive and wait (slstm_split_cluster_barrier)."""
-    ext = _cuda_ext.load("slstm")
-    run0, leaves = ours(B, T, d, H, dtype)
-
-    def run():
-        ext.split_barrier(True)
-        try:
-            return run0()
-        finally:
-            ext.split_barrier(False)
-    return run, leaves
+    """Ours with each step's cluster barrier split into arrive and wait (slstm_split_cluster_barrier, which
+    slstm_sequences switches on around the whole timing, backward pass included)."""
+    return ours(B, T, d, H, dtype)
 
 
 def reference(B, T, d, H, dtype):
@@ -216,6 +208,8 @@ def slstm_sequences(args):
             repeats, warmup = (2, 0) if make is reference else (args.repeats, 2)
             try:
                 run, leaves = make(args.B, args.T, d, 4, dtype)
+                if make is ours_split:
+                    _cuda_ext.load("slstm").split_barrier(True)
                 with torch.no_grad():
                     f = cuda_time(run, repeats, warmup)
                 fb = cuda_time(fwd_bwd(run, leaves), repeats, warmup)
@@ -223,6 +217,9 @@ def slstm_sequences(args):
                 print(f"  {d:5d} {name:<22s} failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                 traceback.print_exc(limit=2, file=sys.stderr)
                 continue
+            finally:
+                if make is ours_split and "slstm" in _cuda_ext._BUILT:  # built: switch the variant back off
+                    _cuda_ext._BUILT["slstm"].split_barrier(False)
             if make is ours:
                 base = (f, fb)
             ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
@@ -272,6 +269,7 @@ def mlstm_flops(B, H, T, D, L=64):
 
 OURS, OFFICIAL, SDPA, TORCH_FORM = ("xseq chunkwise (cuda)", "official xl_chunk (triton)", "SDPA causal (flash)",
                                    "xseq chunkwise (torch)")
+OURS_2L = "xseq chunkwise (cuda, two-level states)"
 
 
 def time_mlstm(name, B, H, T, D, repeats):
@@ -282,8 +280,9 @@ def time_mlstm(name, B, H, T, D, repeats):
     leaves = [torch.randn(B, H, T, D, device="cuda", dtype=dt, requires_grad=True) for _ in range(3)]
     gates = [torch.randn(B, H, T, device="cuda", dtype=dt, requires_grad=True) for _ in range(2)]
     args_ = leaves + gates
-    if name == OURS:
-        _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
+    ext = None
+    if name in (OURS, OURS_2L):
+        ext = _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
 
         def run():
             return ops.mlstm(*leaves, *gates, backend="cuda")[0]
@@ -304,11 +303,15 @@ def time_mlstm(name, B, H, T, D, repeats):
         args_ = leaves
     # the PyTorch form is far slower and memory-hungry: timed briefly
     repeats, warmup = (3, 1) if name == TORCH_FORM else (repeats, 2)
+    if ext is not None:  # for the whole timing: the backward pass recomputes the states too
+        ext.two_level_states(name == OURS_2L)
     try:
         with torch.no_grad():
             f = cuda_time(run, repeats, warmup)
         fb = cuda_time(fwd_bwd(run, args_), repeats, warmup)
     finally:
+        if ext is not None:
+            ext.two_level_states(False)
         del leaves, gates, args_
         torch.cuda.empty_cache()
     return f, fb
@@ -373,7 +376,7 @@ def mlstm_sequences(args):
         print(f"  {T:6d} {D:4d} {name:<42s} {f:9.2f} {fb:9.2f} {ratios} {tflops:9.1f}", flush=True)
 
     for T, D in configs:
-        for name in (OURS, SDPA) + (() if args.no_torch_form else (TORCH_FORM,)):
+        for name in (OURS, OURS_2L, SDPA) + (() if args.no_torch_form else (TORCH_FORM,)):
             try:
                 f, fb = time_mlstm(name, B, H, T, D, args.repeats)
             except Exception as e:

@@ -134,6 +134,8 @@ std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torc
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
   mod.def("step", &step, "fused mLSTM step (no autograd)");
+  mod.def("two_level_states", &xseq::mlstm_two_level_states,
+          "whether the chunk states come from the two-level kernels (default false)");
   mod.def("chunk_forward", &chunk_forward, "chunkwise mLSTM forward");
   mod.def("chunk_states", &chunk_states, "chunkwise mLSTM: the states entering each chunk");
   mod.def("chunk_backward", &chunk_backward, "chunkwise mLSTM backward");

@@ -172,6 +172,118 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
   }
 }
 
+// Two-level alternative to state_fwd_kernel (mlstm_two_level_states): every chunk's own contribution in
+// parallel, then the short recurrence over chunks.
+//   state_local_kernel, one block per (head, chunk, 64 columns): L_c = sum_j w_j k_j v_j^T and
+//     n_c = sum_j w_j k_j (k scaled by 1/sqrt(Dqk), w_j = exp(to_end_j - loc_c)), written into the chunk's
+//     slots of Cin and nin;
+//   state_scan_kernel, one block per (head, 64 columns), chunk after chunk: the gates' scalars again
+//     (eqs 46-48 with one step per chunk), then in place C_c into the slot and C = f C + i L_c, likewise n;
+//     the stabiliser entering each chunk into min.
+// The same arithmetic as state_fwd_kernel's v2 (C = f C + i sum_j w_j k_j v_j^T), with B H NC Dv/64 blocks
+// for the products instead of B H Dv/64.
+template <typename T>
+__device__ __forceinline__ void chunk_weights(const T* ig, const T* fg, size_t t0, int Lc, float* igs, float* logf,
+                                              float* a, float* w, float* sc, float mm) {
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, w);
+  if (threadIdx.x == 0) {  // the chunk's own stabiliser is loc = max to_end
+    float loc = -INFINITY;
+    for (int j = 0; j < Lc; ++j) loc = fmaxf(loc, w[j]);
+    for (int j = 0; j < Lc; ++j) w[j] = expf(w[j] - loc);
+    const float g = a[Lc - 1], m_new = fmaxf(g + mm, loc);
+    sc[0] = expf(g + mm - m_new);
+    sc[1] = expf(loc - m_new);
+    sc[2] = m_new;
+  }
+  __syncthreads();
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+state_local_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
+                   const T* __restrict__ fg, float* __restrict__ Cin, float* __restrict__ nin, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);
+  float* ks = sm;                        // (kChunk, Dqk)
+  float* vs = ks + kChunk * d.Dqk;       // (kChunk, kBV)
+  float* igs = vs + kChunk * kBV;        // (kChunk)
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* w = a + kChunk;
+  float* sc = w + kChunk;
+  const int bh = blockIdx.x, c = blockIdx.y, e0 = blockIdx.z * kBV, tid = threadIdx.x, Lc = chunk_len(d, c);
+  const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+  chunk_weights(ig, fg, t0, Lc, igs, logf, a, w, sc, 0.f);  // the scalars are the scan's business
+  for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * (d.scale * w[u / d.Dqk]);
+  for (int u = tid; u < Lc * kBV; u += kThreads) {
+    const int j = u / kBV, e = e0 + u % kBV;
+    vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
+  }
+  __syncthreads();
+  float rC[kRegs];
+#pragma unroll
+  for (int r = 0; r < kRegs; ++r) rC[r] = 0.f;
+  decay_and_add_outer(rC, 1.f, ks, vs, Lc, d);
+  tile_store(rC, Cin + cbase * d.Dv, e0, d);
+  if (blockIdx.z == 0 && tid < d.Dqk) {
+    float acc = 0.f;
+    for (int j = 0; j < Lc; ++j) acc += ks[j * d.Dqk + tid];
+    nin[cbase + tid] = acc;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+state_scan_kernel(const T* __restrict__ ig, const T* __restrict__ fg, float* __restrict__ C,
+                  const float* __restrict__ n, const float* __restrict__ m, float* __restrict__ n_out,
+                  float* __restrict__ m_out, float* __restrict__ Cin, float* __restrict__ nin,
+                  float* __restrict__ min_, Dims d) {
+  XSEQ_DYNAMIC_SMEM(float, sm);  // (4 kChunk + 4): the chunk's gate quantities and scalars
+  float* igs = sm;
+  float* logf = igs + kChunk;
+  float* a = logf + kChunk;
+  float* w = a + kChunk;
+  float* sc = w + kChunk;
+  const int bh = blockIdx.x, e0 = blockIdx.y * kBV, tid = threadIdx.x;
+  const bool lead = blockIdx.y == 0;  // the block that also owns n and m
+  float rC[kRegs];
+  float* Cg = C + (size_t)bh * d.Dqk * d.Dv;
+  tile_load(rC, Cg, e0, d);
+  const int dd0 = tid / kBV, ee = tid % kBV, stride = (kThreads / kBV) * d.Dv;
+  const int nr = e0 + ee < d.Dv ? (d.Dqk - dd0 + kThreads / kBV - 1) / (kThreads / kBV) : 0;  // rows this thread has
+  float rn = tid < d.Dqk ? n[(size_t)bh * d.Dqk + tid] : 0.f;
+  float mm = m[bh];
+  for (int c = 0; c < d.NC; ++c) {
+    const int Lc = chunk_len(d, c);
+    const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
+    chunk_weights(ig, fg, t0, Lc, igs, logf, a, w, sc, mm);
+    const float f = sc[0], i = sc[1];
+    // in place, element by element (tile_load's layout: element r at row dd0 + r kThreads / kBV, column ee):
+    // L_c out of the chunk's slot, the state entering chunk c into it
+    float* p = Cin + cbase * d.Dv + (size_t)dd0 * d.Dv + e0 + ee;
+#pragma unroll
+    for (int r = 0; r < kRegs; ++r, p += stride) {
+      if (r < nr) {
+        const float l = *p;
+        *p = rC[r];
+        rC[r] = f * rC[r] + i * l;
+      }
+    }
+    if (lead && tid < d.Dqk) {
+      const float nl = nin[cbase + tid];
+      nin[cbase + tid] = rn;
+      rn = f * rn + i * nl;
+    }
+    if (lead && tid == 0) min_[(size_t)bh * d.NC + c] = mm;
+    mm = sc[2];
+    __syncthreads();  // the gate buffers are refilled for the next chunk
+  }
+  tile_store(rC, Cg, e0, d);
+  if (lead) {  // into separate buffers: the other column blocks of this head read the initial n and m
+    if (tid < d.Dqk) n_out[(size_t)bh * d.Dqk + tid] = rn;
+    if (tid == 0) m_out[bh] = mm;
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 out_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
@@ -975,11 +1087,27 @@ struct Seq {
         ig(static_cast<const T*>(a.igate)), fg(static_cast<const T*>(a.fgate)) {}
 };
 
+bool g_two_level_states = false;
+
 template <typename T>
 cudaError_t states_impl(const MLSTMChunkStates& a, int B, int H, int T_, int Dqk, int Dv, cudaStream_t stream) {
   const Dims d = dims(H, T_, Dqk, Dv);
-  auto k1 = state_fwd_kernel<T>;
   cudaError_t err;
+  if (g_two_level_states) {
+    const T* k = static_cast<const T*>(a.k);
+    const T* v = static_cast<const T*>(a.v);
+    const T* ig = static_cast<const T*>(a.igate);
+    const T* fg = static_cast<const T*>(a.fgate);
+    auto kl = state_local_kernel<T>;
+    if ((err = smem_optin((const void*)kl, state_smem(Dqk))) != cudaSuccess) return err;
+    XSEQ_LAUNCH(kl, dim3(B * H, d.NC, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
+        k, v, ig, fg, a.Cin, a.nin, d);
+    XSEQ_LAUNCH(state_scan_kernel<T>, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads),
+                (4 * kChunk + 4) * sizeof(float), stream)(
+        ig, fg, a.C, a.n, a.m, a.n_out, a.m_out, a.Cin, a.nin, a.min, d);
+    return cudaGetLastError();
+  }
+  auto k1 = state_fwd_kernel<T>;
   if ((err = smem_optin((const void*)k1, state_smem(Dqk))) != cudaSuccess) return err;
   XSEQ_LAUNCH(k1, dim3(B * H, (Dv + kBV - 1) / kBV), dim3(kThreads), state_smem(Dqk), stream)(
       static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<const T*>(a.igate),
@@ -1045,6 +1173,8 @@ cudaError_t backward_impl(const MLSTMChunkBwd& a, int B, int H, int T_, int Dqk,
 }
 
 }  // namespace
+
+void mlstm_two_level_states(bool on) { g_two_level_states = on; }
 
 cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
                                 cudaStream_t stream) {

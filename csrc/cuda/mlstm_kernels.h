@@ -65,6 +65,11 @@ inline bool mlstm_chunk_bwd_tc(MDType dt, int Dqk, int Dv) {
 
 cudaError_t mlstm_chunk_forward(MDType dt, const MLSTMChunkFwd& args, int B, int H, int T, int Dqk, int Dv,
                                 cudaStream_t stream);
+// Whether the chunk states (mlstm_chunk_forward's and mlstm_chunk_states') come from the two-level kernels (every
+// chunk's contribution in parallel, then the recurrence over chunks) instead of one walk over the chunks per
+// head and 64 columns (default false until measured on a device).
+void mlstm_two_level_states(bool on);
+
 cudaError_t mlstm_chunk_states(MDType dt, const MLSTMChunkStates& args, int B, int H, int T, int Dqk, int Dv,
                                cudaStream_t stream);
 cudaError_t mlstm_chunk_backward(MDType dt, const MLSTMChunkBwd& args, int B, int H, int T, int Dqk, int Dv,

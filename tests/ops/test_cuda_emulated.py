@@ -187,16 +187,24 @@ def cuda_chunkwise(*a):
     return mlstm._mlstm_cuda(*a, mode="auto", chunk_size=64)
 
 
+@pytest.fixture(params=["one-walk", "two-level"])
+def states(request, emulated):
+    """The chunk states from one walk over the chunks per head, or from the two-level kernels."""
+    _cuda_emu.two_level_states(request.param == "two-level")
+    yield request.param
+    _cuda_emu.two_level_states(False)
+
+
 @pytest.mark.parametrize("B,H,T,Dqk,Dv", [(1, 1, 1, 16, 16), (2, 2, 70, 32, 80), (1, 2, 130, 64, 64),
                                           (1, 1, 64, 256, 256), (3, 1, 20, 48, 200)])
 @pytest.mark.parametrize("gate_scale", [1.0, 10.0])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_mlstm_chunkwise_kernels_match_reference(emulated, B, H, T, Dqk, Dv, gate_scale, with_state):
+def test_mlstm_chunkwise_kernels_match_reference(states, B, H, T, Dqk, Dv, gate_scale, with_state):
     checks.chunkwise_matches_reference(cuda_chunkwise, [torch_chunkwise, torch_recurrent], "cpu", B, H, T, Dqk,
                                        Dv, gate_scale, with_state)
 
 
-def test_mlstm_chunkwise_kernels_bfloat16(emulated):
+def test_mlstm_chunkwise_kernels_bfloat16(states):
     inputs, _ = checks.chunk_inputs(2, 2, 100, 32, 32, 1.0, False)
     inputs = [x.to(torch.bfloat16) for x in inputs]  # the reference sees the same rounded inputs
     weights = [torch.randn(2, 2, 100, 32), torch.zeros(2, 2, 32, 32), torch.zeros(2, 2, 32)]
@@ -228,7 +236,7 @@ def test_mlstm_chunkwise_keeps_no_chunk_states_between_passes(emulated):
         assert rel_err(a.grad, b.grad, floor=1e-3) <= 1e-4, name
 
 
-def test_mlstm_chunkwise_kernels_carry_state_across_calls(emulated):
+def test_mlstm_chunkwise_kernels_carry_state_across_calls(states):
     (q, k, v, ig, fg), _ = checks.chunk_inputs(2, 2, 150, 32, 32, 1.0, False)
     with torch.no_grad():
         h_all, s_all = cuda_chunkwise(q, k, v, ig, fg, None)

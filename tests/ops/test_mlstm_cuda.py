@@ -28,6 +28,15 @@ def step_backend(name):
     return fn
 
 
+@pytest.fixture(params=["one-walk", "two-level"])
+def states(request):
+    """The chunk states from one walk over the chunks per head, or from the two-level kernels."""
+    ext = _cuda_ext.load("mlstm")
+    ext.two_level_states(request.param == "two-level")
+    yield request.param
+    ext.two_level_states(False)
+
+
 def seq_backend(name, **kw):
     def fn(q, k, v, igate, fgate, state):
         return ops.mlstm(q, k, v, igate, fgate, state, backend=name, **kw)
@@ -71,13 +80,13 @@ def test_cuda_step_leaves_the_given_state_alone_and_defers_to_autograd():
                                           (2, 1, 300, 256, 256)])
 @pytest.mark.parametrize("gate_scale", [1.0, 10.0])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_cuda_chunkwise_matches_reference(B, H, T, Dqk, Dv, gate_scale, with_state):
+def test_cuda_chunkwise_matches_reference(states, B, H, T, Dqk, Dv, gate_scale, with_state):
     refs = [seq_backend("torch", mode="chunkwise"), seq_backend("torch", mode="recurrent")]
     checks.chunkwise_matches_reference(seq_backend("cuda"), refs, CUDA, B, H, T, Dqk, Dv, gate_scale, with_state)
 
 
 @pytest.mark.parametrize("Dqk", [64, 40])  # tensor-core output kernel, and the SIMT one (Dqk not a multiple of 16)
-def test_cuda_chunkwise_bfloat16(Dqk):
+def test_cuda_chunkwise_bfloat16(states, Dqk):
     inputs, _ = checks.chunk_inputs(2, 2, 300, Dqk, 64, 1.0, False, CUDA)
     inputs = [x.to(torch.bfloat16) for x in inputs]
     weights = [torch.randn(2, 2, 300, 64, device=CUDA), torch.zeros(2, 2, Dqk, 64, device=CUDA),

@@ -71,6 +71,11 @@ def split_barrier(on: bool) -> None:
     library().xseq_emu_slstm_split_barrier(int(on))
 
 
+def two_level_states(on: bool) -> None:
+    """Whether the mLSTM chunk states come from the two-level kernels (mlstm_two_level_states)."""
+    library().xseq_emu_mlstm_two_level_states(int(on))
+
+
 def launches() -> int:
     return library().xseq_emu_launches()
 

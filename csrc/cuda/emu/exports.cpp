@@ -65,6 +65,8 @@ void xseq_emu_configure(int order, unsigned seed, int smem_optin, int cc_major) 
 
 void xseq_emu_slstm_split_barrier(int on) { xseq::slstm_split_cluster_barrier(on != 0); }
 
+void xseq_emu_mlstm_two_level_states(int on) { xseq::mlstm_two_level_states(on != 0); }
+
 const char* xseq_emu_error_string(int err) { return cudaGetErrorString((cudaError_t)err); }
 
 long long xseq_emu_launches() { return xseq_emu::emu().launches; }
