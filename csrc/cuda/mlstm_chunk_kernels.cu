@@ -107,6 +107,50 @@ __device__ __forceinline__ void tile_store(const float (&reg)[kRegs], float* M, 
   }
 }
 
+// The state kernels' shared memory (state_smem bytes): k (kChunk, Dqk) and v (kChunk, kBV) of a chunk, its gate
+// quantities (kChunk each; w holds to_end, then the weights exp(to_end - loc)) and the scalars f, i, m_new.
+struct StateSmem {
+  float *ks, *vs, *igs, *logf, *a, *w, *sc;
+};
+__device__ __forceinline__ StateSmem state_smem_layout(float* sm, const Dims& d) {
+  StateSmem r;
+  r.ks = sm;
+  r.vs = r.ks + kChunk * d.Dqk;
+  r.igs = r.vs + kChunk * kBV;
+  r.logf = r.igs + kChunk;
+  r.a = r.logf + kChunk;
+  r.w = r.a + kChunk;
+  r.sc = r.w + kChunk;
+  return r;
+}
+
+// A chunk's gates (chunk_gates), its weights w_j = exp(to_end_j - loc) with its own stabiliser loc = max to_end,
+// and eqs 46-48 with one step per chunk from the stabiliser mm before it: sc = (f, i, m after the chunk).
+template <typename T>
+__device__ __forceinline__ void chunk_weights(const T* ig, const T* fg, size_t t0, int Lc, float* igs, float* logf,
+                                              float* a, float* w, float* sc, float mm) {
+  chunk_gates(ig, fg, t0, Lc, igs, logf, a, w);
+  if (threadIdx.x == 0) {  // the chunk's own stabiliser is loc = max to_end
+    float loc = -INFINITY;
+    for (int j = 0; j < Lc; ++j) loc = fmaxf(loc, w[j]);
+    for (int j = 0; j < Lc; ++j) w[j] = expf(w[j] - loc);
+    const float g = a[Lc - 1], m_new = fmaxf(g + mm, loc);
+    sc[0] = expf(g + mm - m_new);
+    sc[1] = expf(loc - m_new);
+    sc[2] = m_new;
+  }
+  __syncthreads();
+}
+
+// Columns e0 .. e0 + kBV - 1 of the chunk's v (Lc rows from t0), as float32, zero past Dv.
+template <typename T>
+__device__ __forceinline__ void stage_v_tile(const T* v, size_t t0, int Lc, int e0, float* vs, const Dims& d) {
+  for (int u = threadIdx.x; u < Lc * kBV; u += blockDim.x) {
+    const int j = u / kBV, e = e0 + u % kBV;
+    vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
@@ -114,13 +158,8 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
                  const float* __restrict__ m, float* __restrict__ n_out, float* __restrict__ m_out,
                  float* __restrict__ Cin, float* __restrict__ nin, float* __restrict__ min_, Dims d) {
   XSEQ_DYNAMIC_SMEM(float, sm);
-  float* ks = sm;                        // (kChunk, Dqk)
-  float* vs = ks + kChunk * d.Dqk;       // (kChunk, kBV)
-  float* igs = vs + kChunk * kBV;        // (kChunk)
-  float* logf = igs + kChunk;
-  float* a = logf + kChunk;
-  float* w = a + kChunk;                 // to_end, then the weights exp(to_end - loc)
-  float* sc = w + kChunk;                // scalars: f, i, m_new
+  const StateSmem sh = state_smem_layout(sm, d);
+  float *ks = sh.ks, *vs = sh.vs, *igs = sh.igs, *logf = sh.logf, *a = sh.a, *w = sh.w, *sc = sh.sc;
   const int bh = blockIdx.x, e0 = blockIdx.y * kBV, tid = threadIdx.x;
   const bool lead = blockIdx.y == 0;     // the block that also owns n and m
   float rC[kRegs];
@@ -131,24 +170,11 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
   for (int c = 0; c < d.NC; ++c) {
     const int Lc = chunk_len(d, c);
     const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk;
-    chunk_gates(ig, fg, t0, Lc, igs, logf, a, w);
-    if (tid == 0) {  // eqs 46-48 with one step per chunk; the chunk's own stabiliser is loc = max to_end
-      float loc = -INFINITY;
-      for (int j = 0; j < Lc; ++j) loc = fmaxf(loc, w[j]);
-      for (int j = 0; j < Lc; ++j) w[j] = expf(w[j] - loc);
-      const float g = a[Lc - 1], m_new = fmaxf(g + mm, loc);
-      sc[0] = expf(g + mm - m_new);
-      sc[1] = expf(loc - m_new);
-      sc[2] = m_new;
-    }
-    __syncthreads();  // w and the scalars, read by every thread below
+    chunk_weights(ig, fg, t0, Lc, igs, logf, a, w, sc, mm);  // w and the scalars, read by every thread below
     const float f = sc[0], i = sc[1];
     // k_j scaled by 1/sqrt(Dqk) and by its weight i w_j, so the update below is one product per element
     for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * (d.scale * i * w[u / d.Dqk]);
-    for (int u = tid; u < Lc * kBV; u += kThreads) {
-      const int j = u / kBV, e = e0 + u % kBV;
-      vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
-    }
+    stage_v_tile(v, t0, Lc, e0, vs, d);
     __syncthreads();
     // the state entering chunk c, then C = f C + sum_j (i w_j k_j) v_j^T and n = f n + sum_j i w_j k_j: for
     // each step j the thread's column ee of v is loaded once and its rows of k are broadcast across the warp
@@ -183,41 +209,17 @@ state_fwd_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __re
 // The same arithmetic as state_fwd_kernel's v2 (C = f C + i sum_j w_j k_j v_j^T), with B H NC Dv/64 blocks
 // for the products instead of B H Dv/64.
 template <typename T>
-__device__ __forceinline__ void chunk_weights(const T* ig, const T* fg, size_t t0, int Lc, float* igs, float* logf,
-                                              float* a, float* w, float* sc, float mm) {
-  chunk_gates(ig, fg, t0, Lc, igs, logf, a, w);
-  if (threadIdx.x == 0) {  // the chunk's own stabiliser is loc = max to_end
-    float loc = -INFINITY;
-    for (int j = 0; j < Lc; ++j) loc = fmaxf(loc, w[j]);
-    for (int j = 0; j < Lc; ++j) w[j] = expf(w[j] - loc);
-    const float g = a[Lc - 1], m_new = fmaxf(g + mm, loc);
-    sc[0] = expf(g + mm - m_new);
-    sc[1] = expf(loc - m_new);
-    sc[2] = m_new;
-  }
-  __syncthreads();
-}
-
-template <typename T>
 __global__ void __launch_bounds__(kThreads)
 state_local_kernel(const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ ig,
                    const T* __restrict__ fg, float* __restrict__ Cin, float* __restrict__ nin, Dims d) {
   XSEQ_DYNAMIC_SMEM(float, sm);
-  float* ks = sm;                        // (kChunk, Dqk)
-  float* vs = ks + kChunk * d.Dqk;       // (kChunk, kBV)
-  float* igs = vs + kChunk * kBV;        // (kChunk)
-  float* logf = igs + kChunk;
-  float* a = logf + kChunk;
-  float* w = a + kChunk;
-  float* sc = w + kChunk;
+  const StateSmem sh = state_smem_layout(sm, d);
+  float *ks = sh.ks, *vs = sh.vs, *igs = sh.igs, *logf = sh.logf, *a = sh.a, *w = sh.w, *sc = sh.sc;
   const int bh = blockIdx.x, c = blockIdx.y, e0 = blockIdx.z * kBV, tid = threadIdx.x, Lc = chunk_len(d, c);
   const size_t t0 = (size_t)bh * d.T + (size_t)c * kChunk, cbase = ((size_t)bh * d.NC + c) * d.Dqk;
   chunk_weights(ig, fg, t0, Lc, igs, logf, a, w, sc, 0.f);  // the scalars are the scan's business
   for (int u = tid; u < Lc * d.Dqk; u += kThreads) ks[u] = to_float(k[t0 * d.Dqk + u]) * (d.scale * w[u / d.Dqk]);
-  for (int u = tid; u < Lc * kBV; u += kThreads) {
-    const int j = u / kBV, e = e0 + u % kBV;
-    vs[u] = e < d.Dv ? to_float(v[(t0 + j) * d.Dv + e]) : 0.f;
-  }
+  stage_v_tile(v, t0, Lc, e0, vs, d);
   __syncthreads();
   float rC[kRegs];
 #pragma unroll
