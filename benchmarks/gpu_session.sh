@@ -4,8 +4,9 @@
 # mlstm_kernels for the peer timings; see the device README) and run, from the repository root:
 #   bash benchmarks/gpu_session.sh
 # Builds the extensions (ours and the official sLSTM's, in parallel), runs every `gpu` test (one process per
-# file, so that a crashed context cannot hide the other file's results), then benchmarks/kernels_gpu.py in two
-# processes. Every step is bounded by a timeout, so that one hang cannot spend the session's device time.
+# file, so that a crashed context cannot hide the other file's results), then benchmarks/kernels_gpu.py in three
+# processes (sLSTM and mLSTM step; mLSTM sequences; a profile of our kernels). Every step is bounded by a
+# timeout, so that one hang cannot spend the session's device time.
 # Full logs go to $OUT.
 set -uo pipefail
 OUT="${OUT:-/tmp/xseq-gpu}"

@@ -206,10 +206,12 @@ def slstm_sequences(args):
                            ("torch.nn.LSTM (cuDNN)", cudnn), ("xseq reference (torch)", reference)):
             # the reference is a Python loop over T, seconds per call: timed briefly
             repeats, warmup = (2, 0) if make is reference else (args.repeats, 2)
+            split = None  # the built extension, while its split-barrier variant is switched on
             try:
                 run, leaves = make(args.B, args.T, d, 4, dtype)
                 if make is ours_split:
-                    _cuda_ext.load("slstm").split_barrier(True)
+                    split = _cuda_ext.load("slstm")
+                    split.split_barrier(True)
                 with torch.no_grad():
                     f = cuda_time(run, repeats, warmup)
                 fb = cuda_time(fwd_bwd(run, leaves), repeats, warmup)
@@ -218,8 +220,8 @@ def slstm_sequences(args):
                 traceback.print_exc(limit=2, file=sys.stderr)
                 continue
             finally:
-                if make is ours_split and "slstm" in _cuda_ext._BUILT:  # built: switch the variant back off
-                    _cuda_ext._BUILT["slstm"].split_barrier(False)
+                if split is not None:
+                    split.split_barrier(False)
             if make is ours:
                 base = (f, fb)
             ratios = f"{f / base[0]:8.2f} {fb / base[1]:8.2f}" if base else f"{'-':>8s} {'-':>8s}"
