@@ -6,7 +6,8 @@ Needs the bench extra (popgym).
 Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, seed, gamma, rollout, env steps, mean
 return) and each task's learning curves, one line per agent, to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
-       [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--out runs/popgym]
+       [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--anneal interval|budget]
+       [--out runs/popgym]
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ MODULES = {"RepeatFirst": "repeat_first", "RepeatPrevious": "repeat_previous", "
 PPO = dict(num_envs=8, rollout_steps=128, minibatch_size=256, epochs=4, gamma=0.0, gae_lambda=0.95,
            learning_rate=5e-4, anneal_lr=True, clip_range=0.2, anneal_clip=False, ent_coef=0.01,
            normalize_obs=False, normalize_reward=False, threads=1)
+ANNEAL = ("interval", "budget")
 AGENTS = {
     "xLSTM": dict(encoder="xlstm", xlstm=XLSTMConfig(d_model=64, layout="ms", mlstm={"num_heads": 4},
                                                      slstm={"num_heads": 4})),
@@ -51,14 +53,32 @@ def popgym_env(task: str):
     return lambda: cls()
 
 
-def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, **kw) -> list[tuple[int, float]]:
-    """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...]."""
+def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, anneal: str = "interval",
+               **kw) -> list[tuple[int, float]]:
+    """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...].
+    anneal="interval" (the protocol of the README's tables): one learn() call per evaluation interval, so the
+    learning rate anneals linearly to 0 within each interval and restarts at the next (warm restarts; every
+    evaluation sees the end of a cycle). anneal="budget": one learn() call over the whole budget, the
+    learning rate annealed once, evaluations taken from its callback."""
+    if anneal not in ANNEAL:
+        raise ValueError(f"anneal must be one of {ANNEAL}; got {anneal!r}")
     agent = RecurrentPPO(env, seed=seed, eval_interval=0, eval_episodes=episodes, **PPO, **kw)
     curve = []
     chunk = max(steps // evals, agent.config.num_envs * agent.config.rollout_steps)
-    while agent.num_timesteps < steps:
-        agent.learn(min(chunk, steps - agent.num_timesteps), progress=False)
-        curve.append((agent.num_timesteps, float(agent.evaluate(episodes)[0])))
+    if anneal == "interval":
+        while agent.num_timesteps < steps:
+            agent.learn(min(chunk, steps - agent.num_timesteps), progress=False)
+            curve.append((agent.num_timesteps, float(agent.evaluate(episodes)[0])))
+    else:
+        due = [chunk]
+
+        def evaluate_when_due(a, _row):
+            if a.num_timesteps >= due[0] or a.num_timesteps >= steps:
+                curve.append((a.num_timesteps, float(a.evaluate(episodes)[0])))
+                while due[0] <= a.num_timesteps:
+                    due[0] += chunk
+
+        agent.learn(steps, progress=False, callback=evaluate_when_due)
     agent.close()
     return curve
 
@@ -92,6 +112,9 @@ def main():
                         "whole sequences, about 256 env steps")
     p.add_argument("--cue-steps", type=int, default=None,
                    help="budget of the cue-recall runs (default: --steps; 0 skips them)")
+    p.add_argument("--anneal", choices=ANNEAL, default="interval",
+                   help="interval (default, the README's tables): the learning rate anneals to 0 within each of "
+                        "the 10 evaluation intervals and restarts; budget: it anneals once over --steps")
     p.add_argument("--out", default="runs/popgym", help="folder of the learning-curve CSV and PNG files")
     args = p.parse_args()
     unknown = [t for t in args.tasks if t not in TASKS]
@@ -110,18 +133,19 @@ def main():
         with open(csv_path, "w", newline="") as f:
             csv.writer(f).writerow(["task", "agent", "seed", "gamma", "rollout_steps", "env_steps", "mean_return"])
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}, "
-           f"gamma {args.gamma}, rollout {args.rollout_steps}")
+           f"gamma {args.gamma}, rollout {args.rollout_steps}, learning rate annealed per {args.anneal}")
     print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in AGENTS) + "   minutes")
     for task in args.tasks:
         t0 = time.perf_counter()
         curves = {}
         for name, kw in AGENTS.items():
-            curves[name] = curve = eval_curve(popgym_env(task), args.steps, args.seed, **kw)
+            curves[name] = curve = eval_curve(popgym_env(task), args.steps, args.seed, anneal=args.anneal, **kw)
             with open(csv_path, "a", newline="") as f:  # written per agent, so a stopped run keeps what it did
                 csv.writer(f).writerows([task, name, args.seed, args.gamma, args.rollout_steps, s, f"{r:.4f}"]
                                         for s, r in curve)
         plot_curves(curves, os.path.join(args.out, f"{task}_seed{args.seed}.png"),
-                    f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}")
+                    f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}, "
+                    f"anneal per {args.anneal}")
         scores = [max(r for _, r in c) for c in curves.values()]
         print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
               flush=True)
@@ -132,7 +156,7 @@ def main():
     print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
     for name in ("xLSTM", "FF, 4 frames"):
         score = max(r for _, r in eval_curve("xseq/CueRecall-v0", steps, args.seed, episodes=100,
-                                                env_kwargs={"delay": 50}, **AGENTS[name]))
+                                                anneal=args.anneal, env_kwargs={"delay": 50}, **AGENTS[name]))
         print(f"  {name:<14s} {score:.3f}", flush=True)
 
 
