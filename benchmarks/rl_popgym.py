@@ -55,7 +55,16 @@ def popgym_env(task: str):
 
 def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, anneal: str = "interval",
                **kw) -> list[tuple[int, float]]:
-    """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...].
+    """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...]."""
+    agent, curve = train_curve(env, steps, seed, evals, episodes, anneal, **kw)
+    agent.close()
+    return curve
+
+
+def train_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, anneal: str = "interval",
+                **kw) -> tuple[RecurrentPPO, list[tuple[int, float]]]:
+    """Train for `steps` env steps and evaluate `evals` times on the way; returns the trained agent and
+    [(env steps, mean return), ...].
     anneal="interval" (the protocol of the README's tables): one learn() call per evaluation interval, so the
     learning rate anneals linearly to 0 within each interval and restarts at the next (warm restarts; every
     evaluation sees the end of a cycle). anneal="budget": one learn() call over the whole budget, the
@@ -79,8 +88,7 @@ def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, 
                     due[0] += chunk
 
         agent.learn(steps, progress=False, callback=evaluate_when_due)
-    agent.close()
-    return curve
+    return agent, curve
 
 
 def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> None:
