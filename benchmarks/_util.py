@@ -80,3 +80,27 @@ def fmt_mem(b: float) -> str:
 
 def header(title: str) -> None:
     print(f"\n{title}\n  torch {torch.__version__}, threads={torch.get_num_threads()}")
+
+
+def plot_lines(lines: dict[str, tuple], path: str, title: str, xlabel: str, ylabel: str, *, style: str = "-",
+               hline: tuple[float, str] | None = None, symlog_x: float | None = None, size=(7, 4)) -> None:
+    """One PNG with a line per entry of `lines` ({label: (x, y)}), an optional horizontal reference line
+    (value, label) and an optional symmetric-log x axis (linear below `symlog_x`)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    for name, (x, y) in lines.items():
+        ax.plot(x, y, style, ms=3, lw=1.2, label=name)
+    if hline is not None:
+        ax.axhline(hline[0], color="grey", ls="--", lw=1, label=hline[1])
+    if symlog_x is not None:
+        ax.set_xscale("symlog", linthresh=symlog_x)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rl_popgym  # noqa: E402
-from _util import header  # noqa: E402
+from _util import header, plot_lines  # noqa: E402
 
 BINS = [(0, 2), (2, 4), (4, 8), (8, 16), (16, 32), (32, None)]
 
@@ -51,25 +51,6 @@ def recall_by_position(agent, episodes: int, seed: int) -> np.ndarray:
     if len({len(x) for x in rows}) != 1:
         raise RuntimeError("play phases of different lengths: not an Autoencode task")
     return np.array(rows)
-
-
-def plot(acc: dict[str, np.ndarray], path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, a in acc.items():
-        ax.plot(np.arange(a.size), a, lw=1.2, label=name)
-    ax.axhline(0.25, color="grey", ls="--", lw=1, label="chance")
-    ax.set_xscale("symlog", linthresh=4)
-    ax.set_xlabel("answer j of the play phase (its card was shown 2j steps earlier)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main():
@@ -104,7 +85,10 @@ def main():
               f"   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
         np.savetxt(os.path.join(args.out, f"{args.task}_seed{args.seed}_{name.split(',')[0]}.txt"), hits, fmt="%d")
     path = os.path.join(args.out, f"{args.task}_seed{args.seed}.png")
-    plot(acc, path, f"{args.task}: accuracy by answer, {args.steps:,} steps, seed {args.seed}")
+    plot_lines({name: (np.arange(a.size), a) for name, a in acc.items()}, path,
+               f"{args.task}: accuracy by answer, {args.steps:,} steps, seed {args.seed}",
+               "answer j of the play phase (its card was shown 2j steps earlier)", "accuracy",
+               hline=(0.25, "chance"), symlog_x=4, size=(8, 4))
     print(f"  accuracy by answer: {path}")
 
 

@@ -20,7 +20,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import header  # noqa: E402
+from _util import header, plot_lines  # noqa: E402
 
 from xseq.nn.config import XLSTMConfig  # noqa: E402
 from xseq.rl import RecurrentPPO  # noqa: E402
@@ -92,20 +92,8 @@ def train_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32,
 
 
 def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, curve in curves.items():
-        ax.plot([s for s, _ in curve], [r for _, r in curve], "o-", ms=3, label=name)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("mean deterministic return (32 episodes)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_lines({name: ([s for s, _ in c], [r for _, r in c]) for name, c in curves.items()}, path, title,
+               "env steps", "mean deterministic return (32 episodes)", style="o-")
 
 
 def main():
