@@ -88,7 +88,7 @@ def main():
     plot_lines({name: (np.arange(a.size), a) for name, a in acc.items()}, path,
                f"{args.task}: accuracy by answer, {args.steps:,} steps, seed {args.seed}",
                "answer j of the play phase (its card was shown 2j steps earlier)", "accuracy",
-               hline=(0.25, "chance"), symlog_x=4, size=(8, 4))
+               hline=(0.25, "chance"), symlog_x=1, size=(8, 4))
     print(f"  accuracy by answer: {path}")
 
 
