@@ -97,6 +97,7 @@ def plot_lines(lines: dict[str, tuple], path: str, title: str, xlabel: str, ylab
         ax.axhline(hline[0], color="grey", ls="--", lw=1, label=hline[1])
     if symlog_x is not None:
         ax.set_xscale("symlog", linthresh=symlog_x)
+        ax.set_xlim(left=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
