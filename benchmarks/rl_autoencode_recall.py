@@ -65,8 +65,7 @@ def main():
     if args.steps < 1 or args.episodes < 1 or args.rollout_steps < 1:
         p.error("--steps, --episodes and --rollout-steps must be positive")
     torch.set_num_threads(1)
-    rl_popgym.PPO["rollout_steps"] = args.rollout_steps
-    rl_popgym.PPO["minibatch_size"] = args.rollout_steps * max(1, 256 // args.rollout_steps)
+    rl_popgym.set_rollout(args.rollout_steps)
     os.makedirs(args.out, exist_ok=True)
     header(f"{args.task}: recall by distance after {args.steps:,} env steps, seed {args.seed}, rollout "
            f"{args.rollout_steps}, {args.episodes} deterministic episodes per agent (chance 0.25)")
@@ -83,7 +82,8 @@ def main():
         ret = float((2 * hits - 1).sum(1).mean() / hits.shape[1])
         print(f"  {name:<14s}" + "".join(f"{c:9.3f}" for c in cols) + f"  {ret:7.3f}"
               f"   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
-        np.savetxt(os.path.join(args.out, f"{args.task}_seed{args.seed}_{name.split(',')[0]}.txt"), hits, fmt="%d")
+        stem = f"{args.task}_seed{args.seed}_{name.split(',')[0]}"
+        np.savetxt(os.path.join(args.out, stem + ".txt"), hits, fmt="%d")
     path = os.path.join(args.out, f"{args.task}_seed{args.seed}.png")
     plot_lines({name: (np.arange(a.size), a) for name, a in acc.items()}, path,
                f"{args.task}: accuracy by answer, {args.steps:,} steps, seed {args.seed}",

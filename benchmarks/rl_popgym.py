@@ -53,6 +53,13 @@ def popgym_env(task: str):
     return lambda: cls()
 
 
+def set_rollout(steps: int) -> None:
+    """Rollout (and training sequence) length per env of every agent; minibatches of whole sequences, about 256
+    env steps (at least one sequence)."""
+    PPO["rollout_steps"] = steps
+    PPO["minibatch_size"] = steps * max(1, 256 // steps)
+
+
 def eval_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32, anneal: str = "interval",
                **kw) -> list[tuple[int, float]]:
     """Train for `steps` env steps and evaluate `evals` times on the way: [(env steps, mean return), ...]."""
@@ -120,9 +127,7 @@ def main():
         p.error(f"--rollout-steps: expected a positive number of steps, got {args.rollout_steps}")
     torch.set_num_threads(1)
     PPO["gamma"] = args.gamma
-    # minibatches of whole sequences, about 256 env steps as at the default rollout (at least one sequence)
-    PPO["rollout_steps"] = args.rollout_steps
-    PPO["minibatch_size"] = args.rollout_steps * max(1, 256 // args.rollout_steps)
+    set_rollout(args.rollout_steps)
     os.makedirs(args.out, exist_ok=True)
     csv_path = os.path.join(args.out, f"curves_seed{args.seed}.csv")
     if not os.path.exists(csv_path):
