@@ -6,10 +6,11 @@ In Autoencode the agent watches N cards (N = 52 at Easy, 104 at Medium) and must
 order. The j-th answer of the play phase (j = 0, 1, ...) asks for the card shown 2j steps earlier: the first
 answer's card is in the current observation, the second's two frames back, so 4 stacked frames reach only
 j = 0 and 1, and for the rest a policy without memory is at chance (1/4). The table gives the accuracy in
-bins of j, the last column the return that those accuracies amount to; the PNG the accuracy at every j.
+bins of j, then the return that those accuracies amount to and the best mean evaluation return on the way (the
+figure of rl_popgym's tables); the PNG the accuracy at every j.
 Needs the bench extra (popgym).
 Usage: python benchmarks/rl_autoencode_recall.py [--task AutoencodeMedium] [--steps 2000000] [--seed 0]
-       [--rollout-steps 256] [--episodes 64] [--out runs/popgym_recall]
+       [--rollout-steps 256] [--episodes 64] [--out runs/popgym_recall] [--agents ...] [--xlstm-layout ms]
 """
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ def main():
     p.add_argument("--rollout-steps", type=int, default=256)
     p.add_argument("--episodes", type=int, default=64, help="deterministic episodes played per agent")
     p.add_argument("--out", default="runs/popgym_recall")
+    rl_popgym.add_agent_args(p)
     args = p.parse_args()
+    agents = rl_popgym.agents_from_args(args, p)
     if args.steps < 1 or args.episodes < 1 or args.rollout_steps < 1:
         p.error("--steps, --episodes and --rollout-steps must be positive")
     torch.set_num_threads(1)
@@ -70,19 +73,19 @@ def main():
     header(f"{args.task}: recall by distance after {args.steps:,} env steps, seed {args.seed}, rollout "
            f"{args.rollout_steps}, {args.episodes} deterministic episodes per agent (chance 0.25)")
     labels = [f"j {a}-{b - 1}" if b else f"j {a}-" for a, b in BINS]
-    print(f"  {'agent':<14s}" + "".join(f"{x:>9s}" for x in labels) + "   return   minutes")
+    print(f"  {'agent':<14s}" + "".join(f"{x:>9s}" for x in labels) + "   return  best eval   minutes")
     acc = {}
-    for name, kw in rl_popgym.AGENTS.items():
+    for name, kw in agents.items():
         t0 = time.perf_counter()
-        agent, _ = rl_popgym.train_curve(rl_popgym.popgym_env(args.task), args.steps, args.seed, **kw)
+        agent, curve = rl_popgym.train_curve(rl_popgym.popgym_env(args.task), args.steps, args.seed, **kw)
         hits = recall_by_position(agent, args.episodes, seed=args.seed + 20_000)
         agent.close()
         acc[name] = a = hits.mean(0)
         cols = [a[lo:hi].mean() for lo, hi in BINS]
         ret = float((2 * hits - 1).sum(1).mean() / hits.shape[1])
         print(f"  {name:<14s}" + "".join(f"{c:9.3f}" for c in cols) + f"  {ret:7.3f}"
-              f"   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
-        stem = f"{args.task}_seed{args.seed}_{name.split(',')[0]}"
+              f"  {max(r for _, r in curve):9.3f}   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
+        stem = f"{args.task}_seed{args.seed}_{name.split(',')[0].replace(' ', '_')}"
         np.savetxt(os.path.join(args.out, stem + ".txt"), hits, fmt="%d")
     path = os.path.join(args.out, f"{args.task}_seed{args.seed}.png")
     plot_lines({name: (np.arange(a.size), a) for name, a in acc.items()}, path,

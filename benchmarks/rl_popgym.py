@@ -7,7 +7,7 @@ Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, seed, gamma,
 return) and each task's learning curves, one line per agent, to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
        [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--anneal interval|budget]
-       [--out runs/popgym]
+       [--out runs/popgym] [--agents xLSTM LSTM "FF, 4 frames"] [--xlstm-layout ms]
 """
 from __future__ import annotations
 
@@ -37,12 +37,47 @@ PPO = dict(num_envs=8, rollout_steps=128, minibatch_size=256, epochs=4, gamma=0.
            learning_rate=5e-4, anneal_lr=True, clip_range=0.2, anneal_clip=False, ent_coef=0.01,
            normalize_obs=False, normalize_reward=False, threads=1)
 ANNEAL = ("interval", "budget")
+LAYOUT = "ms"  # the xLSTM agent's blocks (mLSTM then sLSTM) in every table unless marked
+
+
+def xlstm_agent(layout: str = LAYOUT) -> dict:
+    return dict(encoder="xlstm", xlstm=XLSTMConfig(d_model=64, layout=layout, mlstm={"num_heads": 4},
+                                                   slstm={"num_heads": 4}))
+
+
 AGENTS = {
-    "xLSTM": dict(encoder="xlstm", xlstm=XLSTMConfig(d_model=64, layout="ms", mlstm={"num_heads": 4},
-                                                     slstm={"num_heads": 4})),
+    "xLSTM": xlstm_agent(),
     "LSTM": dict(encoder="lstm", hidden_size=64),
     "FF, 4 frames": dict(encoder="mlp", hidden_size=64, frame_stack=4),
 }
+
+
+def add_agent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agents", nargs="+", default=list(AGENTS), metavar="AGENT",
+                   help=f"agents to train, some of {list(AGENTS)} (default: all)")
+    p.add_argument("--xlstm-layout", default=LAYOUT,
+                   help=f"block layout of the xLSTM agent, a string of 'm' and 's' (default {LAYOUT!r}); another "
+                        "layout is reported as 'xLSTM <layout>'")
+
+
+def agents_from_args(args, p: argparse.ArgumentParser) -> dict[str, dict]:
+    """The agents to run, by display name, from --agents and --xlstm-layout (errors name the argument)."""
+    unknown = [a for a in args.agents if a not in AGENTS]
+    if unknown:
+        p.error(f"--agents: unknown {unknown}; expected some of {list(AGENTS)}")
+    try:
+        xlstm = xlstm_agent(args.xlstm_layout)
+    except ValueError as e:
+        p.error(f"--xlstm-layout: {e}")
+    out = {}
+    for name in AGENTS:
+        if name not in args.agents:
+            continue
+        if name == "xLSTM" and args.xlstm_layout != LAYOUT:
+            out[f"xLSTM {args.xlstm_layout}"] = xlstm
+        else:
+            out[name] = xlstm if name == "xLSTM" else AGENTS[name]
+    return out
 
 
 def popgym_env(task: str):
@@ -119,7 +154,9 @@ def main():
                    help="interval (default, the README's tables): the learning rate anneals to 0 within each of "
                         "the 10 evaluation intervals and restarts; budget: it anneals once over --steps")
     p.add_argument("--out", default="runs/popgym", help="folder of the learning-curve CSV and PNG files")
+    add_agent_args(p)
     args = p.parse_args()
+    agents = agents_from_args(args, p)
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
         p.error(f"--tasks: unknown {unknown}; expected some of {TASKS}")
@@ -135,11 +172,11 @@ def main():
             csv.writer(f).writerow(["task", "agent", "seed", "gamma", "rollout_steps", "env_steps", "mean_return"])
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}, "
            f"gamma {args.gamma}, rollout {args.rollout_steps}, learning rate annealed per {args.anneal}")
-    print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in AGENTS) + "   minutes")
+    print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in agents) + "   minutes")
     for task in args.tasks:
         t0 = time.perf_counter()
         curves = {}
-        for name, kw in AGENTS.items():
+        for name, kw in agents.items():
             curves[name] = curve = eval_curve(popgym_env(task), args.steps, args.seed, anneal=args.anneal, **kw)
             with open(csv_path, "a", newline="") as f:  # written per agent, so a stopped run keeps what it did
                 csv.writer(f).writerows([task, name, args.seed, args.gamma, args.rollout_steps, s, f"{r:.4f}"]
@@ -155,9 +192,9 @@ def main():
         return
     PPO["gamma"] = 0.99  # as measured for the issue; the cue task is a one-step bandit at its end either way
     print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
-    for name in ("xLSTM", "FF, 4 frames"):
+    for name in [a for a in agents if a.startswith("xLSTM") or a == "FF, 4 frames"]:
         score = max(r for _, r in eval_curve("xseq/CueRecall-v0", steps, args.seed, episodes=100,
-                                                anneal=args.anneal, env_kwargs={"delay": 50}, **AGENTS[name]))
+                                                anneal=args.anneal, env_kwargs={"delay": 50}, **agents[name]))
         print(f"  {name:<14s} {score:.3f}", flush=True)
 
 
