@@ -70,13 +70,11 @@ def agents_from_args(args, p: argparse.ArgumentParser) -> dict[str, dict]:
     except ValueError as e:
         p.error(f"--xlstm-layout: {e}")
     out = {}
-    for name in AGENTS:
-        if name not in args.agents:
-            continue
-        if name == "xLSTM" and args.xlstm_layout != LAYOUT:
-            out[f"xLSTM {args.xlstm_layout}"] = xlstm
+    for name in (a for a in AGENTS if a in args.agents):
+        if name == "xLSTM":
+            out[name if args.xlstm_layout == LAYOUT else f"xLSTM {args.xlstm_layout}"] = xlstm
         else:
-            out[name] = xlstm if name == "xLSTM" else AGENTS[name]
+            out[name] = AGENTS[name]
     return out
 
 
