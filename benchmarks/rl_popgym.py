@@ -186,11 +186,12 @@ def main():
         print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
               flush=True)
     steps = args.steps if args.cue_steps is None else args.cue_steps
-    if steps == 0:
+    cue_agents = [a for a in agents if a.startswith("xLSTM") or a == "FF, 4 frames"]
+    if steps == 0 or not cue_agents:
         return
     PPO["gamma"] = 0.99  # as measured for the issue; the cue task is a one-step bandit at its end either way
     print(f"\n  cue recall, delay 50 (success rate = mean return; chance 0.5), {steps:,} env steps")
-    for name in [a for a in agents if a.startswith("xLSTM") or a == "FF, 4 frames"]:
+    for name in cue_agents:
         score = max(r for _, r in eval_curve("xseq/CueRecall-v0", steps, args.seed, episodes=100,
                                                 anneal=args.anneal, env_kwargs={"delay": 50}, **agents[name]))
         print(f"  {name:<14s} {score:.3f}", flush=True)
