@@ -11,11 +11,13 @@ figure of rl_popgym's tables); the PNG the accuracy at every j.
 Needs the bench extra (popgym).
 Usage: python benchmarks/rl_autoencode_recall.py [--task AutoencodeMedium] [--steps 2000000] [--seed 0]
        [--rollout-steps 256] [--episodes 64] [--out runs/popgym_recall] [--agents ...] [--xlstm-layout ms]
+       [--time-features 0]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -73,7 +75,7 @@ def main():
     header(f"{args.task}: recall by distance after {args.steps:,} env steps, seed {args.seed}, rollout "
            f"{args.rollout_steps}, {args.episodes} deterministic episodes per agent (chance 0.25)")
     labels = [f"j {a}-{b - 1}" if b else f"j {a}-" for a, b in BINS]
-    print(f"  {'agent':<14s}" + "".join(f"{x:>9s}" for x in labels) + "   return  best eval   minutes")
+    print(f"  {'agent':<20s}" + "".join(f"{x:>9s}" for x in labels) + "   return  best eval   minutes")
     acc = {}
     for name, kw in agents.items():
         t0 = time.perf_counter()
@@ -83,9 +85,9 @@ def main():
         acc[name] = a = hits.mean(0)
         cols = [a[lo:hi].mean() for lo, hi in BINS]
         ret = float((2 * hits - 1).sum(1).mean() / hits.shape[1])
-        print(f"  {name:<14s}" + "".join(f"{c:9.3f}" for c in cols) + f"  {ret:7.3f}"
+        print(f"  {name:<20s}" + "".join(f"{c:9.3f}" for c in cols) + f"  {ret:7.3f}"
               f"  {max(r for _, r in curve):9.3f}   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
-        stem = f"{args.task}_seed{args.seed}_{name.split(',')[0].replace(' ', '_')}"
+        stem = f"{args.task}_seed{args.seed}_{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}"
         np.savetxt(os.path.join(args.out, stem + ".txt"), hits, fmt="%d")
     path = os.path.join(args.out, f"{args.task}_seed{args.seed}.png")
     plot_lines({name: (np.arange(a.size), a) for name, a in acc.items()}, path,

@@ -7,7 +7,7 @@ Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, seed, gamma,
 return) and each task's learning curves, one line per agent, to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
        [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--anneal interval|budget]
-       [--out runs/popgym] [--agents xLSTM LSTM "FF, 4 frames"] [--xlstm-layout ms]
+       [--out runs/popgym] [--agents xLSTM LSTM "FF, 4 frames"] [--xlstm-layout ms] [--time-features 0]
 """
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xlstm-layout", default=LAYOUT,
                    help=f"block layout of the xLSTM agent, a string of 'm' and 's' (default {LAYOUT!r}); another "
                         "layout is reported as 'xLSTM <layout>'")
+    p.add_argument("--time-features", type=int, default=0, metavar="N",
+                   help="give every agent the episode clock of PPOConfig.time_features (N sinusoids of the step "
+                        "index in the episode, an even number; default 0: none); its agents are reported as "
+                        "'<agent> +clock'")
 
 
 def agents_from_args(args, p: argparse.ArgumentParser) -> dict[str, dict]:
@@ -69,12 +73,16 @@ def agents_from_args(args, p: argparse.ArgumentParser) -> dict[str, dict]:
         xlstm = xlstm_agent(args.xlstm_layout)
     except ValueError as e:
         p.error(f"--xlstm-layout: {e}")
+    if args.time_features < 0 or args.time_features % 2:
+        p.error(f"--time-features: expected an even number >= 0 (a sin and a cos per frequency), got "
+                f"{args.time_features}")
+    clock = dict(time_features=args.time_features) if args.time_features else {}
     out = {}
     for name in (a for a in AGENTS if a in args.agents):
-        if name == "xLSTM":
-            out[name if args.xlstm_layout == LAYOUT else f"xLSTM {args.xlstm_layout}"] = xlstm
-        else:
-            out[name] = AGENTS[name]
+        kw = xlstm if name == "xLSTM" else AGENTS[name]
+        if name == "xLSTM" and args.xlstm_layout != LAYOUT:
+            name = f"xLSTM {args.xlstm_layout}"
+        out[name + (" +clock" if clock else "")] = dict(kw, **clock)
     return out
 
 
@@ -170,7 +178,8 @@ def main():
             csv.writer(f).writerow(["task", "agent", "seed", "gamma", "rollout_steps", "env_steps", "mean_return"])
     header(f"POPGym diagnostics, best mean evaluation return, {args.steps:,} env steps each, seed {args.seed}, "
            f"gamma {args.gamma}, rollout {args.rollout_steps}, learning rate annealed per {args.anneal}")
-    print(f"  {'task':<22s}" + "".join(f"{a:>14s}" for a in agents) + "   minutes")
+    width = {a: max(14, len(a) + 2) for a in agents}
+    print(f"  {'task':<22s}" + "".join(f"{a:>{width[a]}s}" for a in agents) + "   minutes")
     for task in args.tasks:
         t0 = time.perf_counter()
         curves = {}
@@ -182,11 +191,11 @@ def main():
         plot_curves(curves, os.path.join(args.out, f"{task}_seed{args.seed}.png"),
                     f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}, "
                     f"anneal per {args.anneal}")
-        scores = [max(r for _, r in c) for c in curves.values()]
-        print(f"  {task:<22s}" + "".join(f"{s:14.3f}" for s in scores) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
+        scores = {a: max(r for _, r in c) for a, c in curves.items()}
+        print(f"  {task:<22s}" + "".join(f"{s:{width[a]}.3f}" for a, s in scores.items()) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
               flush=True)
     steps = args.steps if args.cue_steps is None else args.cue_steps
-    cue_agents = [a for a in agents if a.startswith("xLSTM") or a == "FF, 4 frames"]
+    cue_agents = [a for a in agents if a.startswith(("xLSTM", "FF, 4 frames"))]
     if steps == 0 or not cue_agents:
         return
     PPO["gamma"] = 0.99  # as measured for the issue; the cue task is a one-step bandit at its end either way
@@ -194,7 +203,7 @@ def main():
     for name in cue_agents:
         score = max(r for _, r in eval_curve("xseq/CueRecall-v0", steps, args.seed, episodes=100,
                                                 anneal=args.anneal, env_kwargs={"delay": 50}, **agents[name]))
-        print(f"  {name:<14s} {score:.3f}", flush=True)
+        print(f"  {name:<20s} {score:.3f}", flush=True)
 
 
 if __name__ == "__main__":

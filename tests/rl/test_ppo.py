@@ -16,6 +16,11 @@ ENCODERS = {
                                                        slstm={"num_heads": 2})),
     "lstm": dict(encoder="lstm", hidden_size=16),
     "mlp-stack3": dict(encoder="mlp", hidden_size=16, frame_stack=3),
+    # the episode clock, alone and with frame stacking: its phase must run on across stored sequences
+    "xlstm-s-clock": dict(encoder="xlstm", xlstm=XLSTMConfig(d_model=16, layout="ms", mlstm={"num_heads": 2},
+                                                             slstm={"num_heads": 2}), time_features=6,
+                          time_horizon=20.0),
+    "mlp-stack3-clock": dict(encoder="mlp", hidden_size=16, frame_stack=3, time_features=2, time_horizon=3.0),
 }
 
 
@@ -53,6 +58,32 @@ def test_training_pass_recomputes_collection(name):
         logp, _, values = agent.policy.evaluate(batch["obs"], batch["actions"], batch["episode_start"], state0)
     torch.testing.assert_close(logp, batch["logp"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values, batch["values"], atol=1e-5, rtol=1e-5)
+
+
+def test_episode_clock_counts_steps_from_each_episode_start():
+    """The clock's t is the step index of the next observation in its episode: the env's own t (obs[0] of
+    Steps), restarted at 0 by every episode start, in collection and in predict. After an episode's last step
+    the state still holds its length (5); the reset comes with the next step's episode_start."""
+    agent = RecurrentPPO(lambda: Steps(length=5), **SMALL, normalize_obs=False, encoder="mlp", hidden_size=8,
+                         time_features=4)
+    agent._start()
+    agent.schedule = (0, 10_000)
+    for _ in range(5):  # rollouts of 16 steps end at every phase of the 5-step episodes, the last at an end
+        agent.collect()
+        run = agent._run
+        env_t = np.where(run["episode_start"], 5.0, run["obs"][:, 0])
+        np.testing.assert_array_equal(run["state"]["t"].numpy(), env_t)
+    env = Steps(length=5)
+    obs, _ = env.reset()
+    state, start = None, np.ones(1, bool)
+    for _ in range(12):
+        action, state = agent.predict(obs[None], state, start)
+        obs, _, term, trunc, _ = env.step(int(action[0]))
+        start = np.array([term or trunc])
+        if term or trunc:
+            obs, _ = env.reset()
+        assert float(state["t"][0]) == (5.0 if start[0] else obs[0])
+    assert run["episode_start"].all()
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
@@ -106,8 +137,9 @@ def test_same_step_autoreset_never_steps_on_a_final_observation():
     assert torch.equal(cue_visible, starts)  # length 4 episodes: the cue shows exactly at episode starts
 
 
-def test_resume_is_identical_to_an_uninterrupted_run(tmp_path):
-    cfg = dict(SMALL, **ENCODERS["xlstm-m"])
+@pytest.mark.parametrize("name", ["xlstm-m", "xlstm-s-clock"])
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, name):
+    cfg = dict(SMALL, **ENCODERS[name])
     a = RecurrentPPO("xseq/MaskedCartPole-v0", seed=5, **cfg).learn(3 * 64, progress=False)
 
     class Stop(Exception):
@@ -157,6 +189,10 @@ def test_bad_configuration_fails_fast():
         PPOConfig(num_envs=4, rollout_steps=16, minibatch_size=48)
     with pytest.raises(ValueError, match="minibatch_size"):
         PPOConfig(num_envs=4, rollout_steps=16, minibatch_size=24)
+    with pytest.raises(ValueError, match="time_features must be an even int"):
+        PPOConfig(time_features=3)
+    with pytest.raises(ValueError, match="time_horizon must be a number >= 1"):
+        PPOConfig(time_features=4, time_horizon=0.5)
     with pytest.raises(ValueError, match="unknown PPOConfig field"):
         RecurrentPPO("CartPole-v1", lernin_rate=1e-3)
     with pytest.raises(ValueError, match="unsupported observation space"):

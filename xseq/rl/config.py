@@ -46,6 +46,11 @@ class PPOConfig:
     hidden_size: int = 64  # the width of the lstm and mlp encoders and of the observation embedding
     shared: bool = False  # one encoder for actor and critic, or one each
     frame_stack: int = 1  # feed the last k observations (zeros before the episode start)
+    # the agent's own episode clock: time_features sinusoids (sin and cos at time_features / 2 frequencies,
+    # geometric from 1 to 1 / time_horizon radians per step) of the step index in the episode, counted from 0
+    # at each episode start, appended to the encoder input (0: none)
+    time_features: int = 0
+    time_horizon: float = 1000.0
     vector: str = "sync"  # gymnasium vector env: "sync" or "async" (subprocesses)
     threads: int = 1  # torch threads while learning; small policies are fastest on one
     eval_interval: int = 10_000  # env steps between deterministic evaluations (0: none)
@@ -64,6 +69,13 @@ class PPOConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"PPOConfig.{name} must be a positive int; got {v!r}")
+        if (not isinstance(self.time_features, int) or isinstance(self.time_features, bool) or self.time_features < 0
+                or self.time_features % 2):
+            raise ValueError(f"PPOConfig.time_features must be an even int >= 0 (a sin and a cos per frequency); "
+                             f"got {self.time_features!r}")
+        if isinstance(self.time_horizon, bool) or not (isinstance(self.time_horizon, (int, float))
+                                                       and self.time_horizon >= 1):
+            raise ValueError(f"PPOConfig.time_horizon must be a number >= 1 (steps); got {self.time_horizon!r}")
         if not isinstance(self.eval_interval, int) or self.eval_interval < 0:
             raise ValueError(f"PPOConfig.eval_interval must be an int >= 0; got {self.eval_interval!r}")
         batch = self.num_envs * self.rollout_steps

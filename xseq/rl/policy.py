@@ -2,8 +2,9 @@
 head, with the two faces of every xseq model: `step` (one env step, used while collecting and acting) and
 `evaluate` (whole stored sequences in one parallel call, used by the PPO update).
 
-The policy state is one TensorDict per env row: "actor" and (unless shared) "critic" encoder states and,
-with frame stacking, "frames" (the last k normalised observations). Rows are reset with nn.rows.where_rows
+The policy state is one TensorDict per env row: "actor" and (unless shared) "critic" encoder states,
+with frame stacking "frames" (the last k normalised observations), and with an episode clock "t" (the step
+index in the episode of the next observation). Rows are reset with nn.rows.where_rows
 (torch.where, never a product with (1 - done): the stabilisers hold -inf in a fresh state, -inf * 0 is NaN).
 
 `evaluate` honours episode starts inside a stored sequence without a Python loop over time: each env's
@@ -84,6 +85,22 @@ class MLPSeq(nn.Module):
 ENCODERS = {"xlstm": XLSTMSeq, "lstm": LSTMSeq, "mlp": MLPSeq}
 
 
+def clock(t: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
+    """Episode-clock features of step indices t (any shape): [sin(t w), cos(t w)] over the frequencies w, shape
+    t.shape + (2 * len(w),). A shift in time is a fixed rotation of each (sin, cos) pair, so a linear map can
+    turn the clock of one step into that of another (say, the step a card was shown)."""
+    a = t[..., None].double() * freq  # in float64: the phase of a late step keeps all its digits
+    return torch.cat([torch.sin(a), torch.cos(a)], dim=-1).float()
+
+
+def clock_frequencies(features: int, horizon: float) -> torch.Tensor:
+    """features / 2 frequencies (float64), geometric from 1 to 1 / horizon radians per step."""
+    n = features // 2
+    if n == 1:
+        return torch.tensor([1.0 / horizon], dtype=torch.float64)
+    return float(horizon) ** (-torch.arange(n, dtype=torch.float64) / (n - 1))
+
+
 def _segments(episode_start: torch.Tensor):
     """episode_start (N, T) -> where each step goes in the padded batch of pieces: piece and position per
     flat step, the number of pieces S and their longest length L, each piece's env and whether it is fresh."""
@@ -102,10 +119,12 @@ def _segments(episode_start: torch.Tensor):
 class ActorCritic(nn.Module):
     def __init__(self, obs_dim: int, action_space, cfg: PPOConfig):
         super().__init__()
-        self.obs_dim, self.k = obs_dim, cfg.frame_stack
+        self.obs_dim, self.k, self.nt = obs_dim, cfg.frame_stack, cfg.time_features
+        self.register_buffer("freq", clock_frequencies(self.nt, cfg.time_horizon) if self.nt else torch.zeros(0),
+                             persistent=False)
         make = ENCODERS[cfg.encoder]
-        self.actor = make(obs_dim * self.k, cfg)
-        self.critic = None if cfg.shared else make(obs_dim * self.k, cfg)
+        self.actor = make(obs_dim * self.k + self.nt, cfg)
+        self.critic = None if cfg.shared else make(obs_dim * self.k + self.nt, cfg)
         self.head = ActionHead(action_space, self.actor.out_dim)
         self.value = nn.Linear(self.actor.out_dim, 1)
         nn.init.orthogonal_(self.value.weight, gain=1.0)
@@ -118,19 +137,26 @@ class ActorCritic(nn.Module):
             parts["critic"] = self.critic.init_state(B)
         if self.k > 1:
             parts["frames"] = torch.zeros(B, self.k, self.obs_dim)
+        if self.nt:
+            parts["t"] = torch.zeros(B)
         return TensorDict(parts, batch_size=[B])
 
     def _begin(self, obs, state, episode_start):
-        """Reset the rows that start an episode and push obs into the frame stack: (encoder input, state)."""
+        """Reset the rows that start an episode, push obs into the frame stack and read and advance the clock:
+        (encoder input, state)."""
         if episode_start is not None and bool(episode_start.any()):
             fresh = self.init_state(obs.shape[0], actor_only="critic" not in state.keys())
             state = where_rows(episode_start, fresh, state)
-        if self.k == 1:
+        if self.k == 1 and not self.nt:
             return obs, state
-        frames = torch.cat([state["frames"][:, 1:], obs[:, None]], dim=1)
-        state = state.clone(recurse=False)
-        state["frames"] = frames
-        return frames.flatten(1), state
+        state, x = state.clone(recurse=False), obs
+        if self.k > 1:
+            state["frames"] = torch.cat([state["frames"][:, 1:], obs[:, None]], dim=1)
+            x = state["frames"].flatten(1)
+        if self.nt:
+            x = torch.cat([x, clock(state["t"], self.freq)], dim=1)
+            state["t"] = state["t"] + 1
+        return x, state
 
     # ---- one step ---------------------------------------------------------------------------------------
     def step(self, obs, state, episode_start):
@@ -173,6 +199,9 @@ class ActorCritic(nn.Module):
         if self.k > 1:  # window of the k latest observations, the piece's stored frames before its first step
             seq = torch.cat([start["frames"][:, 1:], padded], dim=1)
             padded = seq.unfold(1, self.k, 1).transpose(-1, -2).flatten(2)  # (S, L, k * obs_dim)
+        if self.nt:  # each piece's clock runs on from its start state's (0 for a piece that begins an episode)
+            t = start["t"][:, None] + torch.arange(L, dtype=start["t"].dtype)
+            padded = torch.cat([padded, clock(t, self.freq)], dim=2)
         feats = self.actor(padded, start["actor"])[piece, pos]
         vfeats = feats if self.critic is None else self.critic(padded, start["critic"])[piece, pos]
         dist = self.head.dist(feats)
