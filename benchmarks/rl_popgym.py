@@ -4,7 +4,8 @@ same code (an nn.LSTM encoder) and feed-forward PPO on 4 stacked frames; then th
 (delay 50) for xLSTM and feed-forward PPO. Prints the best mean deterministic evaluation return of each.
 Needs the bench extra (popgym).
 Every evaluation is written to OUT/curves_seed<S>.csv (task, agent, seed, gamma, rollout, env steps, mean
-return) and each task's learning curves, one line per agent, to OUT/<task>_seed<S>.png.
+return) and each task's learning curves, one line per agent (every agent's latest run in that CSV with the
+same discount and rollout, so agents run by separate invocations share the plot), to OUT/<task>_seed<S>.png.
 Usage: python benchmarks/rl_popgym.py [--steps 2000000] [--tasks RepeatFirstEasy ...] [--seed 0]
        [--gamma 0.0] [--rollout-steps 128] [--cue-steps N (0 skips cue recall)] [--anneal interval|budget]
        [--out runs/popgym] [--agents xLSTM LSTM "FF, 4 frames"] [--xlstm-layout ms] [--time-features 0]
@@ -139,6 +140,22 @@ def train_curve(env, steps: int, seed: int, evals: int = 10, episodes: int = 32,
     return agent, curve
 
 
+def curves_from_csv(path: str, task: str, gamma: float, rollout: int) -> dict[str, list[tuple[int, float]]]:
+    """Every agent's latest learning curve for one task, discount and rollout in a curves CSV: agents trained
+    by separate invocations (say, split over processes) end up in one plot. A run of an agent that is already
+    there replaces it (its env steps start again)."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["task"] != task or float(row["gamma"]) != gamma or int(row["rollout_steps"]) != rollout:
+                continue
+            curve, step = out.setdefault(row["agent"], []), int(row["env_steps"])
+            if curve and step <= curve[-1][0]:
+                curve.clear()
+            curve.append((step, float(row["mean_return"])))
+    return out
+
+
 def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> None:
     plot_lines({name: ([s for s, _ in c], [r for _, r in c]) for name, c in curves.items()}, path, title,
                "env steps", "mean deterministic return (32 episodes)", style="o-")
@@ -188,7 +205,8 @@ def main():
             with open(csv_path, "a", newline="") as f:  # written per agent, so a stopped run keeps what it did
                 csv.writer(f).writerows([task, name, args.seed, args.gamma, args.rollout_steps, s, f"{r:.4f}"]
                                         for s, r in curve)
-        plot_curves(curves, os.path.join(args.out, f"{task}_seed{args.seed}.png"),
+        plot_curves(curves_from_csv(csv_path, task, args.gamma, args.rollout_steps),
+                    os.path.join(args.out, f"{task}_seed{args.seed}.png"),
                     f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}, "
                     f"anneal per {args.anneal}")
         scores = {a: max(r for _, r in c) for a, c in curves.items()}
