@@ -210,8 +210,8 @@ def main():
                     f"{task}, seed {args.seed}, gamma {args.gamma}, rollout {args.rollout_steps}, "
                     f"anneal per {args.anneal}")
         scores = {a: max(r for _, r in c) for a, c in curves.items()}
-        print(f"  {task:<22s}" + "".join(f"{s:{width[a]}.3f}" for a, s in scores.items()) + f"   {(time.perf_counter() - t0) / 60:6.1f}",
-              flush=True)
+        print(f"  {task:<22s}" + "".join(f"{s:{width[a]}.3f}" for a, s in scores.items())
+              + f"   {(time.perf_counter() - t0) / 60:6.1f}", flush=True)
     steps = args.steps if args.cue_steps is None else args.cue_steps
     cue_agents = [a for a in agents if a.startswith(("xLSTM", "FF, 4 frames"))]
     if steps == 0 or not cue_agents:
