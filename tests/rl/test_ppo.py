@@ -73,6 +73,7 @@ def test_episode_clock_counts_steps_from_each_episode_start():
         run = agent._run
         env_t = np.where(run["episode_start"], 5.0, run["obs"][:, 0])
         np.testing.assert_array_equal(run["state"]["t"].numpy(), env_t)
+    assert run["episode_start"].all(), "the last rollout must end at an episode end"
     env = Steps(length=5)
     obs, _ = env.reset()
     state, start = None, np.ones(1, bool)
@@ -83,7 +84,25 @@ def test_episode_clock_counts_steps_from_each_episode_start():
         if term or trunc:
             obs, _ = env.reset()
         assert float(state["t"][0]) == (5.0 if start[0] else obs[0])
-    assert run["episode_start"].all()
+
+
+def test_clock_features_shift_by_a_fixed_linear_map():
+    """The property the clock is for: the features of step t + k are one fixed linear map (a rotation of each
+    (sin, cos) pair by k w) of those of step t, for every t; frequencies run from 1 to 1 / horizon."""
+    from xseq.rl.policy import clock, clock_frequencies
+
+    freq = clock_frequencies(8, 200.0)
+    torch.testing.assert_close(freq[[0, -1]], torch.tensor([1.0, 1 / 200.0], dtype=torch.float64))
+    t = torch.arange(0, 300, dtype=torch.float32)
+    k = 17
+    n = len(freq)
+    c, s = torch.cos(k * freq).float(), torch.sin(k * freq).float()
+    rot = torch.zeros(2 * n, 2 * n)  # [sin, cos](t + k) = rot @ [sin, cos](t)
+    idx = torch.arange(n)
+    rot[idx, idx], rot[idx, n + idx] = c, s
+    rot[n + idx, idx], rot[n + idx, n + idx] = -s, c
+    torch.testing.assert_close(clock(t, freq) @ rot.T, clock(t + k, freq), atol=1e-5, rtol=0)
+    assert clock(torch.tensor([3.0]), clock_frequencies(2, 10.0)).shape == (1, 2)
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
