@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     # training part (ridge 1e-3 per window), each series scaled as the forecaster scales it
     eq = NormalEquations(lookback, horizon)
     for i, s in enumerate(values):
-        z = (s.values[:-test] - model.mean_[i]) / model.std_[i]
+        z = (s.values[:-test] - model.shift_[i]) / model.scale_[i]
         origins = np.arange(lookback, len(z) - horizon + 1)
         eq.add(z[origins[:, None] + np.arange(-lookback, 0)], z[origins[:, None] + np.arange(horizon)])
     W = eq.solve(1e-3)
@@ -86,8 +86,8 @@ def main(argv=None) -> dict:
         past = s.values[origins[:, None] + np.arange(-lookback, 0)]
         future = s.values[origins[:, None] + np.arange(horizon)]
         naive_err.append((seasonal_naive(past, horizon, season) - future).ravel())
-        z = predict_centred_linear((past - model.mean_[i]) / model.std_[i], W)
-        lin_err.append((z * model.std_[i] + model.mean_[i] - future).ravel())
+        z = predict_centred_linear((past - model.shift_[i]) / model.scale_[i], W)
+        lin_err.append((z * model.scale_[i] + model.shift_[i] - future).ravel())
     ours = (f["forecast"] - f["y"]).to_numpy()
     result = {"xLSTM": _scores(ours), "linear (closed form)": _scores(np.concatenate(lin_err)),
               "seasonal naive": _scores(np.concatenate(naive_err))}

@@ -13,13 +13,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._threads import torch_threads
 from ..nn import XLSTMConfig
-from .baselines import NormalEquations
+from .covariates import fit_static, n_static_features
+from .fitting import layout, make_trainer, ridge_init
 from .frames import Panel, attach_covariates, read_panel, to_frame
-from .persistence import load_forecaster, save_forecaster
+from .losses import LOSSES
 from .model import ForecastNet
-from .training import ForecastModule, KeepBest, WindowData, loader
-
-RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+from .persistence import load_forecaster, save_forecaster
+from .scaling import SCALINGS
+from .training import ForecastModule, KeepBest, evaluate
+from .windows import SAMPLINGS, context, series_windows, steps_per_epoch
 
 
 @dataclass
@@ -38,8 +40,17 @@ class XLSTMForecaster(BaseEstimator):
     (a linear skip path initialised at the closed-form ridge fit, plus an xLSTM over patches; see
     xseq.forecast.model). Each series (a column of a wide frame, or a unique_id of a long one) is a sample.
 
-    Context: every forecast conditions on exactly the last `lookback` observations of its series (and the
-    covariates over those steps and the horizon); `predict`, `cross_validate` and the stream all use this.
+    Context: every forecast conditions on the last `lookback` observations of its series (and the covariates
+    over those steps and the horizon); `predict`, `cross_validate` and the stream all use this. With
+    `min_context` < lookback, shorter histories (of at least min_context values) are padded in front with
+    their first value and the network reads which values were observed.
+
+    Panels of many series: `sampling="series"` draws every training window by picking a series uniformly
+    first, so that long series do not dominate; `scaling` and `loss` choose the per-series scale and the
+    training loss (mse, mae, mase, smape, pinball; see xseq.forecast.losses); `season` is the period of the
+    MASE scale. Covariates: X columns are future-known unless named in `hist_exog` (known only in the past);
+    `fit(static=...)` takes one row of numbers or categories per series. Training runs on `devices` processes
+    with a Lightning `strategy` (e.g. "ddp"; `batch_size` is the global batch).
     """
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
@@ -48,7 +59,9 @@ class XLSTMForecaster(BaseEstimator):
                  weight_decay: float = 0.01, patience: int = 3, val_size: float = 0.2, ridge="auto",
                  fill: str | None = None, max_train_windows: int | None = None, accelerator: str = "cpu",
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
-                 checkpoint_dir: str | None = None):
+                 checkpoint_dir: str | None = None, min_context: int | None = None, sampling: str = "windows",
+                 scaling: str = "standard", season: int = 1, hist_exog=None, gradient_clip_val: float | None = None,
+                 devices: int = 1, strategy: str = "auto"):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
@@ -57,130 +70,134 @@ class XLSTMForecaster(BaseEstimator):
         self.weight_decay, self.patience, self.val_size, self.ridge = weight_decay, patience, val_size, ridge
         self.fill, self.max_train_windows, self.accelerator = fill, max_train_windows, accelerator
         self.threads, self.seed, self.progress_bar, self.checkpoint_dir = threads, seed, progress_bar, checkpoint_dir
+        self.min_context, self.sampling, self.scaling, self.season = min_context, sampling, scaling, season
+        self.hist_exog, self.gradient_clip_val = hist_exog, gradient_clip_val
+        self.devices, self.strategy = devices, strategy
 
     # ------------------------------------------------------------------ fit
-    def fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None) -> "XLSTMForecaster":
+    def fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, static: pd.DataFrame | None = None
+            ) -> "XLSTMForecaster":
+        """y: wide or long frame; X: covariates over y's time steps (future-known ones, and the historical
+        ones named in hist_exog); static: one row per series (index: series name, or a unique_id column)."""
         self._check_params()
         panel = read_panel(y, X, fill=self.fill)
-        L_, H = self.lookback, self.horizon
-        quantiles = self._quantiles()
-        lengths = [len(s.values) for s in panel.series]
-        n_val = [self._n_val(T) for T in lengths]
-        for s, T, nv in zip(panel.series, lengths, n_val):
-            need = L_ + H + nv
-            if T < need:
-                raise ValueError(f"history of series {s.name!r} has {T} steps; lookback ({L_}) + horizon ({H})"
-                                 f" + validation ({nv}) needs at least {need}")
-        mean = np.array([s.values[:T - nv].mean() for s, T, nv in zip(panel.series, lengths, n_val)])
-        std = np.array([s.values[:T - nv].std() for s, T, nv in zip(panel.series, lengths, n_val)])
-        std = np.where(std > 0, std, 1.0)
-
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        flat = np.concatenate([(s.values - m) / sd for s, m, sd in zip(panel.series, mean, std)])
-        cov = np.concatenate([s.covariates for s in panel.series]) if panel.cov_names else None
-        train = np.concatenate([o + np.arange(0, T - nv - H - L_ + 1) for o, T, nv in zip(offsets, lengths, n_val)])
-        val = np.concatenate([o + np.arange(T - nv - L_, T - H - L_ + 1) for o, T, nv in zip(offsets, lengths, n_val)
-                              if nv > 0]) if any(n_val) else np.zeros(0, dtype=int)
-        rng = np.random.default_rng(self.seed)
-        if self.max_train_windows and len(train) > self.max_train_windows:
-            train = np.sort(rng.choice(train, self.max_train_windows, replace=False))
+        self._order_covariates(panel, X)
+        static_matrix, self.static_spec_ = (None, None) if static is None else fit_static(static, panel.names,
+                                                                                           panel.fmt)
+        H = self.horizon
         K = self.cross_series
         if K:
             if panel.fmt != "wide":
                 raise ValueError("cross_series needs a wide frame: series aligned on one time index")
-            if K > L_:
-                raise ValueError(f"cross_series ({K}) must not exceed lookback ({L_})")
-        data = WindowData(flat, cov, L_, H, cross=K, series_len=lengths[0], n_series=len(lengths))
+            if K > self.lookback:
+                raise ValueError(f"cross_series ({K}) must not exceed lookback ({self.lookback})")
+        quantiles = self._quantiles()
+        lengths = [len(s.values) for s in panel.series]
+        lay = layout(panel, [self._n_val(T) for T in lengths], lookback=self.lookback, horizon=H,
+                     min_context=self._min_context(), scaling=self.scaling, season=self.season, cross=K,
+                     static=static_matrix,
+                     covariates=[s.covariates for s in panel.series] if panel.cov_names else None)
+        self.shift_, self.scale_, self.mase_scale_ = lay.shift, lay.scale, lay.mase_scale
+        train, val = lay.train, lay.val
+        if self.devices != 1 and self.batch_size % self.devices:
+            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by devices ({self.devices}): it is "
+                             f"the global batch, split evenly over the processes")
 
         with self._torch_settings():
             L.seed_everything(self.seed, verbose=False)
-            W, self.ridge_ = self._linear_init(data, train, val)
-            net = self._build_net(len(panel.cov_names), len(lengths))
+            W, self.ridge_ = ridge_init(lay.data, train, val, self.ridge, self.lookback, H, seed=self.seed)
+            net = self._build_net(len(self.covariate_names_), len(lengths))
             net.set_skip(W)
-            steps = -(-len(train) // self.batch_size)
-            module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
-                                    weight_decay=self.weight_decay, max_epochs=self.max_epochs, steps_per_epoch=steps)
+            steps = steps_per_epoch(len(train), self.batch_size, self.sampling, self.max_train_windows)
+            module = self._module(net, lay, steps, self.max_epochs)
             callbacks = []
             if len(val):
-                self.initial_val_loss_, self.initial_val_mse_ = _evaluate(module, val)
+                self.initial_val_loss_, self.initial_val_mse_ = evaluate(module, val)
                 keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
                 callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
             if self.checkpoint_dir:
-                callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir, monitor="val_loss" if len(val) else None))
-            trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1, logger=False,
-                                callbacks=callbacks, enable_checkpointing=bool(self.checkpoint_dir),
-                                enable_progress_bar=self.progress_bar, enable_model_summary=False,
-                                num_sanity_val_steps=0)
+                callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir,
+                                                                     monitor="val_loss" if len(val) else None))
+            trainer = make_trainer(self, self.max_epochs, callbacks, validate=bool(len(val)))
             t0 = time.perf_counter()
-            trainer.fit(module, loader(train, self.batch_size, True, self.seed),
-                        loader(val, 4 * self.batch_size, False) if len(val) else None)
+            trainer.fit(module)
             self.train_time_ = time.perf_counter() - t0
             if len(val):
                 net.load_state_dict(keep.best_state)
                 self.best_val_loss_, self.best_epoch_ = keep.best_score, keep.best_epoch
-                self.best_val_mse_ = _evaluate(module, val)[1]
+                self.best_val_mse_ = evaluate(module, val)[1]
             self.n_epochs_ = trainer.current_epoch
-            if quantiles:
-                self._fit_quantiles(net, data, train, steps)
+            if quantiles and self.loss != "pinball":
+                self._fit_quantiles(net, lay, steps)
         self.net_ = net.cpu().eval()
-        self.mean_, self.std_ = mean, std
         self.series_names_, self.format_, self.freq_ = panel.names, panel.fmt, panel.freq
-        self.covariate_names_ = list(panel.cov_names)
         self.history_ = panel
+        self.static_ = static_matrix
         return self
 
-    def _fit_quantiles(self, net: ForecastNet, data: WindowData, train: np.ndarray, steps: int) -> None:
+    def _module(self, net, lay, steps: int, epochs: int, quantile_stage: bool = False) -> ForecastModule:
+        return ForecastModule(net, lay.data, loss=self.loss, learning_rate=self.learning_rate,
+                              weight_decay=self.weight_decay, max_epochs=epochs, steps_per_epoch=steps,
+                              quantile_stage=quantile_stage, train_pools=lay.train_pools,
+                              val_starts=None if quantile_stage else lay.val, batch_size=self.batch_size,
+                              sampling=self.sampling, per_epoch=self.max_train_windows,
+                              seed=self.seed + int(quantile_stage),
+                              series_scales=(lay.shift, lay.scale, lay.mase_scale))
+
+    def _fit_quantiles(self, net: ForecastNet, lay, steps: int) -> None:
         """Stage 2: with the point forecast fixed, fit the quantile head with the pinball loss on the training
         windows for `quantile_epochs` epochs. (Not selected on validation: the validation period may differ in
         noise level from the training period, and the point model has already used it.)"""
         frozen = [p for n, p in net.named_parameters() if not n.startswith("quantile_head")]
         for p in frozen:
             p.requires_grad_(False)
-        module = ForecastModule(net, data, loss=self.loss, learning_rate=self.learning_rate,
-                                weight_decay=self.weight_decay, max_epochs=self.quantile_epochs,
-                                steps_per_epoch=steps, quantile_stage=True)
-        trainer = L.Trainer(max_epochs=self.quantile_epochs, accelerator=self.accelerator, devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=self.progress_bar,
-                            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-        trainer.fit(module, loader(train, self.batch_size, True, self.seed + 1))
+        module = self._module(net, lay, steps, self.quantile_epochs, quantile_stage=True)
+        make_trainer(self, self.quantile_epochs, [], validate=False).fit(module)
         for p in frozen:
             p.requires_grad_(True)
 
-    def _linear_init(self, data: WindowData, train: np.ndarray, val: np.ndarray):
-        """Closed-form ridge fit of the skip path on the training windows; the penalty is chosen on the
-        validation windows when ridge="auto"."""
-        extra = data.cross * data.n_series
-        eq = NormalEquations(self.lookback, self.horizon, extra)
-        for s in range(0, len(train), 8192):
-            past, fut, _, _, cross = data.gather(torch.as_tensor(train[s:s + 8192]))
-            eq.add(past.numpy(), fut.numpy(), None if cross is None else cross.numpy())
-        grid = RIDGE_GRID if self.ridge == "auto" else (float(self.ridge),)
-        if len(grid) == 1 or not len(val):
-            return eq.solve(grid[0]), grid[0]
-        past, fut, _, _, cross = data.gather(torch.as_tensor(val))
-        past, fut = past.numpy().astype(np.float64), fut.numpy().astype(np.float64)
-        mu = past.mean(axis=1, keepdims=True)
-        X = past - mu if cross is None else np.concatenate([past - mu, cross.numpy()], axis=1)
-        scores = {r: float(((X @ eq.solve(r) + mu - fut) ** 2).mean()) for r in grid}
-        best = min(scores, key=scores.get)
-        return eq.solve(best), best
+    def _order_covariates(self, panel: Panel, X) -> None:
+        """Future-known covariates first, then the historical-only ones (hist_exog), in every series."""
+        hist = list(self.hist_exog or [])
+        if not panel.cov_names:
+            if hist:
+                raise ValueError(f"hist_exog names covariates {hist}, but no X was given")
+            self.covariate_names_, self.n_future_ = [], 0
+            return
+        unknown = [c for c in hist if c not in panel.cov_names]
+        if unknown:
+            raise ValueError(f"hist_exog names {unknown}, which are not columns of X ({panel.cov_names})")
+        order = [c for c in panel.cov_names if c not in hist] + hist
+        perm = [panel.cov_names.index(c) for c in order]
+        for s in panel.series:
+            s.covariates = s.covariates[:, perm]
+        panel.cov_names = order
+        self.covariate_names_, self.n_future_ = order, len(order) - len(hist)
 
     # ------------------------------------------------------------------ predict
     def predict(self, y: pd.DataFrame | None = None, X: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecast the next `horizon` steps after the end of `y` (default: the data given to fit), in the
-        format of fit's input, indexed by the future timestamps. No refit."""
+        format of fit's input, indexed by the future timestamps. No refit. X: the covariates over the last
+        `lookback` steps, and for the future-known ones over the horizon too."""
         check_is_fitted(self, "net_")
         panel = self.history_ if y is None else read_panel(y, fill=self.fill)
         self._check_same_series(panel)
-        panel = self._with_future_covariates(panel, X)
-        past = np.stack([self._scale(i, s.values[-self.lookback:]) for i, s in enumerate(panel.series)])
-        cov = None
-        if self.covariate_names_:
-            cov = np.stack([s.covariates[-(self.lookback + self.horizon):] for s in panel.series])
-        cross = self._cross(past[None, :, -self.cross_series:]) if self.cross_series else None
-        if cross is not None:
-            cross = np.repeat(cross, len(past), axis=0)
-        out = self._forward(past, cov, cross)
+        panel = self._with_future_covariates(panel, X, stored=y is None)
+        L_, H = self.lookback, self.horizon
+        pasts, masks, covs = [], [], []
+        for i, s in enumerate(panel.series):
+            T = len(s.values)
+            cov = None if s.covariates is None else s.covariates[max(0, T - L_):T + H]
+            past, mask, cov = context(self._scale(i, s.values), L_, cov)
+            pasts.append(past)
+            masks.append(mask)
+            covs.append(cov)
+        past = np.stack(pasts)
+        cross = None
+        if self.cross_series:
+            cross = np.repeat(self._cross(past[None, :, -self.cross_series:]), len(past), axis=0)
+        out = self._forward(past, np.stack(covs) if self.covariate_names_ else None, cross, np.stack(masks),
+                            np.arange(len(past)))
         return to_frame(panel, self._median_first(self._unscale(out, np.arange(len(panel.series)))),
                         self.horizon, self._quantiles())
 
@@ -195,41 +212,38 @@ class XLSTMForecaster(BaseEstimator):
         self._check_same_series(panel)
         if self.covariate_names_ and not panel.cov_names:
             raise ValueError("the forecaster was fitted with covariates: pass X covering y's time index")
+        if self.covariate_names_:
+            self._order_like_fit(panel)
         L_, H = self.lookback, self.horizon
-        pasts, futures, covs, meta = [], [], [], []
-        if self.cross_series:
-            K = self.cross_series
-            T = len(panel.series[0].values)
-            origins = T - H - step * np.arange(n_windows - 1, -1, -1)
-            blocks = np.stack([self._scale(i, s.values[origins[:, None] + np.arange(-K, 0)])
-                               for i, s in enumerate(panel.series)], axis=1)  # (n_windows, S, K)
-            cross = np.tile(self._cross(blocks), (len(panel.series), 1))
+        need = self._min_context()
+        pasts, masks, futures, covs, meta = [], [], [], [], []
         for i, s in enumerate(panel.series):
             T = len(s.values)
             origins = T - H - step * np.arange(n_windows - 1, -1, -1)
-            if origins[0] < L_:
+            if origins[0] < need:
                 raise ValueError(f"series {s.name!r} has {T} steps; {n_windows} windows {step} apart need "
-                                 f"{L_ + H + step * (n_windows - 1)}")
-            idx = origins[:, None] + np.arange(-L_, H)
-            window = s.values[idx]
-            pasts.append(self._scale(i, window[:, :L_]))
-            futures.append(window[:, L_:])
+                                 f"{need + H + step * (n_windows - 1)}")
+            past, mask, future, cov = series_windows(s.values, origins, L_, H, s.covariates)
+            pasts.append(self._scale(i, past))
+            masks.append(mask)
+            futures.append(future)
             if self.covariate_names_:
-                covs.append(s.covariates[idx])
+                covs.append(cov)
             meta.append((i, s, origins))
+        cross = None
+        if self.cross_series:
+            blocks = np.stack([p[:, -self.cross_series:] for p in pasts], axis=1)  # (n_windows, S, K)
+            cross = np.tile(self._cross(blocks), (len(panel.series), 1))
         series_of = np.concatenate([np.full(n_windows, i) for i in range(len(panel.series))])
-        out = self._forward(np.concatenate(pasts), np.concatenate(covs) if covs else None,
-                            cross if self.cross_series else None)
-        out = self._unscale(out, series_of)
-        out = self._median_first(out)
+        out = self._forward(np.concatenate(pasts), np.concatenate(covs) if covs else None, cross,
+                            np.concatenate(masks), series_of)
+        out = self._median_first(self._unscale(out, series_of))
         future = np.concatenate(futures)
-        metrics = _metrics(out[..., 0], future, series_of, self.std_, panel.names)
-        frame = None
-        if return_forecasts:
-            frame = self._backtest_frame(panel, meta, out, future, n_windows)
+        metrics = _metrics(out[..., 0], future, series_of, self.scale_, panel.names)
+        frame = self._backtest_frame(meta, out, future, n_windows) if return_forecasts else None
         return Backtest(frame, metrics)
 
-    def _backtest_frame(self, panel: Panel, meta, out, future, n_windows):
+    def _backtest_frame(self, meta, out, future, n_windows):
         H = self.horizon
         parts = []
         for i, s, origins in meta:
@@ -268,12 +282,14 @@ class XLSTMForecaster(BaseEstimator):
                               mlstm=dict(num_heads=self.num_heads), slstm=dict(num_heads=self.num_heads))
         return ForecastNet(self.lookback, self.horizon, encoder, patch_len=min(self.patch_len, self.lookback),
                            quantiles=self._quantiles(), n_covariates=n_covariates, dropout=self.dropout,
-                           head=self.head, cross_features=self.cross_series * n_series)
+                           head=self.head, cross_features=self.cross_series * n_series,
+                           n_future_covariates=self.n_future_, n_static=n_static_features(self.static_spec_),
+                           observed_mask=self._min_context() < self.lookback)
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
         for name in ("horizon", "lookback", "patch_len", "d_model", "num_heads", "max_epochs", "batch_size", "patience",
-                     "quantile_epochs"):
+                     "quantile_epochs", "season", "devices"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
@@ -281,8 +297,24 @@ class XLSTMForecaster(BaseEstimator):
             raise ValueError(f"cross_series must be an int >= 0; got {self.cross_series!r}")
         if self.head not in ("flatten", "last"):
             raise ValueError(f"head must be 'flatten' or 'last'; got {self.head!r}")
-        if self.loss not in ("mse", "mae"):
-            raise ValueError(f"loss must be 'mse' or 'mae'; got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if self.loss == "pinball" and not self.quantiles:
+            raise ValueError("loss='pinball' trains quantiles: pass quantiles, e.g. [0.1, 0.9]")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}; got {self.scaling!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}; got {self.sampling!r}")
+        mc = self.min_context
+        if mc is not None and (not isinstance(mc, (int, np.integer)) or isinstance(mc, bool)
+                               or not 1 <= mc <= self.lookback):
+            raise ValueError(f"min_context must be None or an int in [1, lookback={self.lookback}]; got {mc!r}")
+        if self.hist_exog is not None and (isinstance(self.hist_exog, str)
+                                           or not all(isinstance(c, str) for c in self.hist_exog)):
+            raise ValueError(f"hist_exog must be a list of X's column names; got {self.hist_exog!r}")
+        clip = self.gradient_clip_val
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+            raise ValueError(f"gradient_clip_val must be None or a number > 0; got {clip!r}")
         if not (isinstance(self.val_size, (int, float)) and self.val_size >= 0):
             raise ValueError(f"val_size must be a fraction in [0, 1) or a number of steps; got {self.val_size!r}")
         if self.ridge != "auto" and not (isinstance(self.ridge, (int, float)) and self.ridge >= 0):
@@ -290,6 +322,9 @@ class XLSTMForecaster(BaseEstimator):
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
         self._quantiles()
+
+    def _min_context(self) -> int:
+        return self.lookback if self.min_context is None else int(self.min_context)
 
     def _quantiles(self) -> tuple[float, ...]:
         if self.quantiles is None:
@@ -309,29 +344,60 @@ class XLSTMForecaster(BaseEstimator):
         if panel.fmt != self.format_ or list(panel.names) != list(self.series_names_):
             raise ValueError(f"y must hold the series the forecaster was fitted on ({self.format_} format, "
                              f"{list(self.series_names_)}); got {panel.fmt} format with {list(panel.names)}")
-        short = [s.name for s in panel.series if len(s.values) < self.lookback]
+        need = self._min_context()
+        short = [s.name for s in panel.series if len(s.values) < need]
         if short:
-            raise ValueError(f"history shorter than lookback ({self.lookback}) for series {short}")
+            what = f"lookback ({self.lookback})" if need == self.lookback else f"min_context ({need})"
+            raise ValueError(f"history shorter than {what} for series {short}")
 
-    def _with_future_covariates(self, panel: Panel, X) -> Panel:
+    def _order_like_fit(self, panel: Panel) -> None:
+        if sorted(panel.cov_names) != sorted(self.covariate_names_):
+            raise ValueError(f"X must have the covariates {self.covariate_names_}; got {panel.cov_names}")
+        perm = [panel.cov_names.index(c) for c in self.covariate_names_]
+        for s in panel.series:
+            s.covariates = s.covariates[:, perm]
+        panel.cov_names = list(self.covariate_names_)
+
+    def _with_future_covariates(self, panel: Panel, X, stored: bool) -> Panel:
+        """The panel with covariates over its history and horizon: the future-known ones from X over the
+        horizon (and history), the historical-only ones from X or, for the data given to fit, as stored."""
         if not self.covariate_names_:
             if X is not None:
                 raise ValueError("X given, but the forecaster was fitted without covariates")
             return panel
-        if X is None:
+        futr, hist = self.covariate_names_[:self.n_future_], self.covariate_names_[self.n_future_:]
+        if X is None and (futr or not stored):
             raise ValueError(f"the forecaster was fitted with covariates {self.covariate_names_}: X must cover the "
-                             f"last {self.lookback} steps and the {self.horizon} steps of the horizon")
-        panel = Panel(panel.fmt, [type(s)(s.name, s.index, s.values) for s in panel.series], panel.freq)
-        attach_covariates(panel, X, fill=self.fill, future=self.horizon)
-        if panel.cov_names != self.covariate_names_:
-            raise ValueError(f"X must have the covariates {self.covariate_names_}; got {panel.cov_names}")
-        return panel
+                             f"last {self.lookback} steps" + (f" and, for {futr}, the {self.horizon} steps of the "
+                                                             f"horizon" if futr else ""))
+        out = Panel(panel.fmt, [type(s)(s.name, s.index, s.values) for s in panel.series], panel.freq)
+        parts = []
+        if X is not None:
+            keys = ["unique_id", "ds"] if panel.fmt == "long" else []
+            missing = [c for c in self.covariate_names_ if c not in X.columns]
+            if missing or len(X.columns) - len(keys) != len(self.covariate_names_):
+                raise ValueError(f"X must have the covariates {self.covariate_names_}; got "
+                                 f"{[c for c in X.columns if c not in keys]}")
+            if futr:
+                attach_covariates(out, X[keys + futr], fill=self.fill, future=self.horizon)
+                parts.append([s.covariates for s in out.series])
+            if hist:
+                attach_covariates(out, X[keys + hist], fill=self.fill)
+                parts.append([np.concatenate([s.covariates, np.zeros((self.horizon, len(hist)))])
+                              for s in out.series])
+        else:  # only historical covariates, as stored at fit
+            parts.append([np.concatenate([s.covariates, np.zeros((self.horizon, len(hist)))])
+                          for s in panel.series])
+        for k, s in enumerate(out.series):
+            s.covariates = np.concatenate([p[k] for p in parts], axis=1)
+        out.cov_names = list(self.covariate_names_)
+        return out
 
     def _scale(self, i: int, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean_[i]) / self.std_[i]
+        return (values - self.shift_[i]) / self.scale_[i]
 
     def _unscale(self, out: np.ndarray, series_of: np.ndarray) -> np.ndarray:
-        return out * self.std_[series_of, None, None] + self.mean_[series_of, None, None]
+        return out * self.scale_[series_of, None, None] + self.shift_[series_of, None, None]
 
     def _median_first(self, out: np.ndarray) -> np.ndarray:
         """(N, H, n_out) in ascending quantile order -> point (median) first, then every quantile."""
@@ -340,18 +406,20 @@ class XLSTMForecaster(BaseEstimator):
         m = self.net_.median_index
         return np.concatenate([out[..., m:m + 1], out], axis=-1)
 
-    def _forward(self, past: np.ndarray, cov: np.ndarray | None, cross: np.ndarray | None = None,
-                 chunk: int = 4096) -> np.ndarray:
+    def _forward(self, past: np.ndarray, cov: np.ndarray | None, cross: np.ndarray | None, mask: np.ndarray,
+                 series: np.ndarray, chunk: int = 4096) -> np.ndarray:
         outs = []
+        f32 = dict(dtype=torch.float32)
         with torch.inference_mode():
             for s in range(0, len(past), chunk):
-                p = torch.as_tensor(past[s:s + chunk], dtype=torch.float32)
-                x = None if cross is None else torch.as_tensor(cross[s:s + chunk], dtype=torch.float32)
-                if cov is None:
-                    outs.append(self.net_(p, cross=x))
-                else:
-                    c = torch.as_tensor(cov[s:s + chunk], dtype=torch.float32)
-                    outs.append(self.net_(p, c[:, :self.lookback], c[:, self.lookback:], x))
+                sl = slice(s, s + chunk)
+                kw = dict(cross=None if cross is None else torch.as_tensor(cross[sl], **f32),
+                          mask=torch.as_tensor(mask[sl], **f32) if self.net_.observed_mask else None,
+                          static=None if self.static_ is None else torch.as_tensor(self.static_[series[sl]], **f32))
+                if cov is not None:
+                    c = torch.as_tensor(cov[sl], **f32)
+                    kw.update(past_cov=c[:, :self.lookback], future_cov=c[:, self.lookback:])
+                outs.append(self.net_(torch.as_tensor(past[sl], **f32), **kw))
         return torch.cat(outs).double().numpy()
 
     @staticmethod
@@ -363,25 +431,9 @@ class XLSTMForecaster(BaseEstimator):
         return torch_threads(self.threads)
 
 
-def _evaluate(module: ForecastModule, starts: np.ndarray) -> tuple[float, float]:
-    """(training objective, point MSE) of the module's network over the windows `starts`, in eval mode."""
-    net = module.net
-    net.eval()
-    loss_sum, se_sum, n = 0.0, 0.0, 0
-    with torch.no_grad():
-        for s in range(0, len(starts), 4096):
-            past, fut, pc, fc, cross = module.data.gather(torch.as_tensor(starts[s:s + 4096]))
-            pred = net(past, pc, fc, cross)
-            loss_sum += float(module.objective(pred, fut)) * len(fut)
-            se_sum += float(((pred[..., net.median_index] - fut) ** 2).sum())
-            n += len(fut)
-    net.train()
-    return loss_sum / n, se_sum / (n * module.data.horizon)
-
-
-def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, std: np.ndarray, names) -> pd.DataFrame:
+def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, scale: np.ndarray, names) -> pd.DataFrame:
     err = point - future
-    scaled = err / std[series_of, None]
+    scaled = err / scale[series_of, None]
     rows = {}
     for i, name in enumerate(names):
         sel = series_of == i

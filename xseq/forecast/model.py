@@ -7,7 +7,10 @@ For each window of L past values x (one series; channels are separate series, "c
                                                        series, each minus its own mean
   deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens; the head reads
                                                        its last output ("last") or all of them ("flatten")
-  point = mu + skip + deep (+ a pointwise term in the future covariates)
+  point = mu + skip + deep (+ a pointwise term in the future-known covariates)
+Each patch token carries the patch's values, then its covariates (future-known and historical), then its
+observed mask where short histories are padded (see xseq.forecast.windows); static covariates (one vector
+per series) are added to every token's embedding.
 Quantiles, if any, are the point forecast (the median) plus cumulative softplus offsets from a separate head
 on the same features (scaled by s), so they never cross. The deep head starts at zero: an untrained network
 forecasts exactly what its linear path does."""
@@ -25,7 +28,11 @@ from ..nn import XLSTMConfig, XLSTMEncoder
 class ForecastNet(nn.Module):
     def __init__(self, lookback: int, horizon: int, encoder: XLSTMConfig, patch_len: int = 16,
                  quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1,
-                 head: str = "flatten", cross_features: int = 0):
+                 head: str = "flatten", cross_features: int = 0, n_future_covariates: int | None = None,
+                 n_static: int = 0, observed_mask: bool = False):
+        """n_covariates: covariate channels in the past patches (future-known first, then historical-only);
+        n_future_covariates: how many of them are also known over the horizon (default: all);
+        n_static: features per series; observed_mask: patches also carry a 0/1 mask of observed values."""
         super().__init__()
         self.lookback, self.horizon, self.patch_len = lookback, horizon, patch_len
         self.n_patches = math.ceil(lookback / patch_len)
@@ -33,6 +40,10 @@ class ForecastNet(nn.Module):
         self.n_out = max(1, len(self.quantiles))
         self.median_index = self.quantiles.index(0.5) if self.quantiles else 0
         self.n_covariates = n_covariates
+        self.n_future = n_covariates if n_future_covariates is None else n_future_covariates
+        if not 0 <= self.n_future <= n_covariates:
+            raise ValueError(f"n_future_covariates must be in [0, n_covariates={n_covariates}]; got {self.n_future}")
+        self.n_static, self.observed_mask = n_static, observed_mask
         if head not in ("last", "flatten"):
             raise ValueError(f"head must be 'last' (the xLSTM's output after the last patch) or 'flatten' "
                              f"(every patch's output, PatchTST-style); got {head!r}")
@@ -40,7 +51,9 @@ class ForecastNet(nn.Module):
         d = encoder.d_model
         self.cross_features = cross_features
         self.skip = nn.Linear(lookback + cross_features, horizon, bias=False)
-        self.embed = nn.Linear(patch_len * (1 + n_covariates), d)
+        self.embed = nn.Linear(patch_len * (1 + n_covariates + int(observed_mask)), d)
+        if n_static:
+            self.static_embed = nn.Linear(n_static, d)
         self.encoder = XLSTMEncoder(encoder)
         self.drop = nn.Dropout(dropout)
         features = (self.n_patches if head == "flatten" else 1) * d
@@ -50,8 +63,8 @@ class ForecastNet(nn.Module):
         if self.quantiles:
             self.quantile_head = nn.Linear(features, horizon * (self.n_out - 1))
             nn.init.zeros_(self.quantile_head.weight)
-        if n_covariates:
-            self.future_cov = nn.Linear(n_covariates, 1)
+        if self.n_future:
+            self.future_cov = nn.Linear(self.n_future, 1)
             nn.init.zeros_(self.future_cov.weight)
             nn.init.zeros_(self.future_cov.bias)
 
@@ -64,25 +77,35 @@ class ForecastNet(nn.Module):
             self.skip.weight.copy_(torch.as_tensor(W, dtype=self.skip.weight.dtype).T)
 
     def forward(self, past: torch.Tensor, past_cov: torch.Tensor | None = None,
-                future_cov: torch.Tensor | None = None, cross: torch.Tensor | None = None) -> torch.Tensor:
-        """past: (N, L); past_cov: (N, L, C); future_cov: (N, H, C); cross: (N, cross_features).
+                future_cov: torch.Tensor | None = None, cross: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, static: torch.Tensor | None = None) -> torch.Tensor:
+        """past: (N, L); past_cov: (N, L, C); future_cov: (N, H, C_future); cross: (N, cross_features);
+        mask: (N, L) 1 where observed (needed when built with observed_mask); static: (N, n_static).
         Returns (N, H, n_out), quantiles in ascending order (n_out = 1 without quantiles)."""
         mu = past.mean(dim=1, keepdim=True)
         centred = past - mu
         scale = centred.std(dim=1, keepdim=True).clamp_min(1e-5)
         skip = self.skip(centred if cross is None else torch.cat([centred, cross], dim=1))  # (N, H)
 
-        tokens = F.pad(centred / scale, (self.n_patches * self.patch_len - self.lookback, 0))
-        tokens = tokens.view(-1, self.n_patches, self.patch_len)
+        front = self.n_patches * self.patch_len - self.lookback
+        tokens = F.pad(centred / scale, (front, 0)).view(-1, self.n_patches, self.patch_len)
         if self.n_covariates:
-            cov = F.pad(past_cov, (0, 0, self.n_patches * self.patch_len - self.lookback, 0))
+            cov = F.pad(past_cov, (0, 0, front, 0))
             cov = cov.reshape(-1, self.n_patches, self.patch_len * self.n_covariates)
             tokens = torch.cat([tokens, cov], dim=-1)
-        h, _ = self.encoder(self.embed(tokens))
+        if self.observed_mask:
+            if mask is None:
+                raise ValueError("this network reads an observed mask: pass mask (N, L)")
+            tokens = torch.cat([tokens, F.pad(mask.to(tokens.dtype), (front, 0)).view(-1, self.n_patches,
+                                                                                      self.patch_len)], dim=-1)
+        x = self.embed(tokens)
+        if self.n_static:
+            x = x + self.static_embed(static).unsqueeze(1)
+        h, _ = self.encoder(x)
         h = self.drop(h.flatten(1) if self.head_kind == "flatten" else h[:, -1])
         deep = self.head(h)
-        if self.n_covariates:
-            deep = deep + self.future_cov(future_cov).squeeze(-1)
+        if self.n_future:
+            deep = deep + self.future_cov(future_cov[..., :self.n_future]).squeeze(-1)
         point = (mu + skip + deep * scale).unsqueeze(-1)  # (N, H, 1)
         if not self.quantiles:
             return point

@@ -8,7 +8,7 @@ import torch
 
 from .frames import Panel, Series
 
-FORMAT = "xseq.XLSTMForecaster/1"
+FORMAT = "xseq.XLSTMForecaster/2"
 
 
 def save_forecaster(model, path) -> None:
@@ -19,8 +19,11 @@ def save_forecaster(model, path) -> None:
             for s in model.history_.series]
     freq = model.freq_ if isinstance(model.freq_, int) else model.freq_.freqstr
     state = {"format": FORMAT, "params": model.get_params(), "net": model.net_.state_dict(),
-             "mean": torch.as_tensor(model.mean_), "std": torch.as_tensor(model.std_), "ridge": model.ridge_,
-             "fmt": model.format_, "freq": freq, "covariate_names": model.covariate_names_, "history": hist,
+             "shift": torch.as_tensor(model.shift_), "scale": torch.as_tensor(model.scale_),
+             "mase_scale": torch.as_tensor(model.mase_scale_), "ridge": model.ridge_,
+             "fmt": model.format_, "freq": freq, "covariate_names": model.covariate_names_,
+             "n_future": model.n_future_, "static_spec": model.static_spec_,
+             "static": None if model.static_ is None else torch.as_tensor(model.static_), "history": hist,
              "index_dtype": _index_dtype(model.history_.series[0].index)}
     torch.save(state, path)
 
@@ -36,7 +39,10 @@ def load_forecaster(cls, path):
     model.history_ = Panel(state["fmt"], series, freq, list(state["covariate_names"]))
     model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], freq
     model.covariate_names_ = list(state["covariate_names"])
-    model.mean_, model.std_, model.ridge_ = state["mean"].numpy(), state["std"].numpy(), state["ridge"]
+    model.shift_, model.scale_, model.ridge_ = state["shift"].numpy(), state["scale"].numpy(), state["ridge"]
+    model.mase_scale_, model.n_future_ = state["mase_scale"].numpy(), state["n_future"]
+    model.static_spec_ = state["static_spec"]
+    model.static_ = None if state["static"] is None else state["static"].numpy()
     net = model._build_net(len(model.covariate_names_), len(series))
     net.load_state_dict(state["net"])
     model.net_ = net.eval()
