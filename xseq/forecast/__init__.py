@@ -1,8 +1,9 @@
 """Forecasting: XLSTMForecaster (scikit-learn style, pandas in and out, Lightning underneath) and the
 baselines every figure is printed beside."""
 from .baselines import fit_centred_linear, predict_centred_linear, seasonal_naive
+from .ensemble import ForecastEnsemble
 from .estimator import Backtest, XLSTMForecaster
 from .model import ForecastNet
 
-__all__ = ["XLSTMForecaster", "Backtest", "ForecastNet", "fit_centred_linear", "predict_centred_linear",
-           "seasonal_naive"]
+__all__ = ["XLSTMForecaster", "ForecastEnsemble", "Backtest", "ForecastNet", "fit_centred_linear",
+           "predict_centred_linear", "seasonal_naive"]

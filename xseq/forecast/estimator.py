@@ -61,7 +61,7 @@ class XLSTMForecaster(BaseEstimator):
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
                  checkpoint_dir: str | None = None, min_context: int | None = None, sampling: str = "windows",
                  scaling: str = "standard", season: int = 1, hist_exog=None, gradient_clip_val: float | None = None,
-                 devices: int = 1, strategy: str = "auto"):
+                 devices: int = 1, strategy: str = "auto", deep: bool = True):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
@@ -72,7 +72,7 @@ class XLSTMForecaster(BaseEstimator):
         self.threads, self.seed, self.progress_bar, self.checkpoint_dir = threads, seed, progress_bar, checkpoint_dir
         self.min_context, self.sampling, self.scaling, self.season = min_context, sampling, scaling, season
         self.hist_exog, self.gradient_clip_val = hist_exog, gradient_clip_val
-        self.devices, self.strategy = devices, strategy
+        self.devices, self.strategy, self.deep = devices, strategy, deep
 
     # ------------------------------------------------------------------ fit
     def fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, static: pd.DataFrame | None = None
@@ -284,7 +284,7 @@ class XLSTMForecaster(BaseEstimator):
                            quantiles=self._quantiles(), n_covariates=n_covariates, dropout=self.dropout,
                            head=self.head, cross_features=self.cross_series * n_series,
                            n_future_covariates=self.n_future_, n_static=n_static_features(self.static_spec_),
-                           observed_mask=self._min_context() < self.lookback)
+                           observed_mask=self._min_context() < self.lookback, deep=self.deep)
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
@@ -299,6 +299,10 @@ class XLSTMForecaster(BaseEstimator):
             raise ValueError(f"head must be 'flatten' or 'last'; got {self.head!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if not isinstance(self.deep, bool):
+            raise ValueError(f"deep must be True (linear path + xLSTM) or False (the linear path alone); got {self.deep!r}")
+        if not self.deep and self.quantiles:
+            raise ValueError("quantiles need deep=True: their head reads the xLSTM's features")
         if self.loss == "pinball" and not self.quantiles:
             raise ValueError("loss='pinball' trains quantiles: pass quantiles, e.g. [0.1, 0.9]")
         if self.scaling not in SCALINGS:

@@ -29,10 +29,11 @@ class ForecastNet(nn.Module):
     def __init__(self, lookback: int, horizon: int, encoder: XLSTMConfig, patch_len: int = 16,
                  quantiles: tuple[float, ...] = (), n_covariates: int = 0, dropout: float = 0.1,
                  head: str = "flatten", cross_features: int = 0, n_future_covariates: int | None = None,
-                 n_static: int = 0, observed_mask: bool = False):
+                 n_static: int = 0, observed_mask: bool = False, deep: bool = True):
         """n_covariates: covariate channels in the past patches (future-known first, then historical-only);
         n_future_covariates: how many of them are also known over the horizon (default: all);
-        n_static: features per series; observed_mask: patches also carry a 0/1 mask of observed values."""
+        n_static: features per series; observed_mask: patches also carry a 0/1 mask of observed values;
+        deep=False: no xLSTM path at all (the linear-only ablation: point = mu + skip + covariate term)."""
         super().__init__()
         self.lookback, self.horizon, self.patch_len = lookback, horizon, patch_len
         self.n_patches = math.ceil(lookback / patch_len)
@@ -47,19 +48,22 @@ class ForecastNet(nn.Module):
         if head not in ("last", "flatten"):
             raise ValueError(f"head must be 'last' (the xLSTM's output after the last patch) or 'flatten' "
                              f"(every patch's output, PatchTST-style); got {head!r}")
-        self.head_kind = head
+        self.head_kind, self.deep = head, deep
         d = encoder.d_model
         self.cross_features = cross_features
         self.skip = nn.Linear(lookback + cross_features, horizon, bias=False)
-        self.embed = nn.Linear(patch_len * (1 + n_covariates + int(observed_mask)), d)
-        if n_static:
-            self.static_embed = nn.Linear(n_static, d)
-        self.encoder = XLSTMEncoder(encoder)
-        self.drop = nn.Dropout(dropout)
         features = (self.n_patches if head == "flatten" else 1) * d
-        self.head = nn.Linear(features, horizon)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        if deep:
+            self.embed = nn.Linear(patch_len * (1 + n_covariates + int(observed_mask)), d)
+            if n_static:
+                self.static_embed = nn.Linear(n_static, d)
+            self.encoder = XLSTMEncoder(encoder)
+            self.drop = nn.Dropout(dropout)
+            self.head = nn.Linear(features, horizon)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        elif self.quantiles:
+            raise ValueError("quantiles need the deep path (their head reads its features)")
         if self.quantiles:
             self.quantile_head = nn.Linear(features, horizon * (self.n_out - 1))
             nn.init.zeros_(self.quantile_head.weight)
@@ -87,6 +91,9 @@ class ForecastNet(nn.Module):
         scale = centred.std(dim=1, keepdim=True).clamp_min(1e-5)
         skip = self.skip(centred if cross is None else torch.cat([centred, cross], dim=1))  # (N, H)
 
+        if not self.deep:
+            deep = self.future_cov(future_cov[..., :self.n_future]).squeeze(-1) if self.n_future else 0.0
+            return (mu + skip + deep * scale).unsqueeze(-1)
         front = self.n_patches * self.patch_len - self.lookback
         tokens = F.pad(centred / scale, (front, 0)).view(-1, self.n_patches, self.patch_len)
         if self.n_covariates:
