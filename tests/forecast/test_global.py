@@ -99,8 +99,9 @@ def test_each_loss_trains(loss):
     y = long_panel([150, 180, 220])
     kw = dict(quantiles=[0.1, 0.9]) if loss == "pinball" else {}
     f = XLSTMForecaster(6, 24, loss=loss, max_epochs=3, scaling="mase", sampling="series", learning_rate=3e-3,
-                        max_train_windows=1024, val_size=6, ridge=1.0, **kw, **TINY).fit(y)
-    assert f.best_val_loss_ < f.initial_val_loss_  # training moved the objective below the ridge start
+                        max_train_windows=1024, val_size=6, ridge=1e4, **kw, **TINY).fit(y)
+    # the linear path starts at (almost) zero: the window mean; training must move the objective well below it
+    assert f.best_val_loss_ < 0.8 * f.initial_val_loss_, (f.best_val_loss_, f.initial_val_loss_)
     fc = f.predict()
     assert np.isfinite(fc["y"]).all()
     if loss == "pinball":
@@ -165,12 +166,13 @@ DDP_SCRIPT = textwrap.dedent('''
     from xseq import XLSTMForecaster
     devices = int(sys.argv[1])
     y = long_panel([150, 180, 220, 260], seed=4)
-    f = XLSTMForecaster(6, 24, loss="mase", scaling="mase", sampling="series", max_train_windows=512,
-                        max_epochs=2, dropout=0.0, val_size=6, min_context=12, learning_rate=3e-3,
+    f = XLSTMForecaster(6, 24, loss="mase", scaling="mase", sampling="series", max_train_windows=1024,
+                        max_epochs=3, dropout=0.0, val_size=6, min_context=12, learning_rate=3e-3, ridge=1e4,
                         devices=devices, strategy="ddp" if devices > 1 else "auto",
                         **{{**TINY, "batch_size": 32}}).fit(y)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        np.save(sys.argv[2], np.concatenate([f.predict()["y"].to_numpy(), [f.best_val_loss_, f.n_epochs_]]))
+        np.save(sys.argv[2], np.concatenate([f.predict()["y"].to_numpy(), [f.best_epoch_, f.best_val_loss_,
+                                                                          f.initial_val_loss_]]))
 ''')
 
 
@@ -189,6 +191,71 @@ def test_ddp_two_cpu_processes_match_one(tmp_path):
                              env=env, cwd=tmp_path, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
         out[devices] = np.load(path)
-    assert out[1][-1] == out[2][-1]  # same number of epochs
+    best_epoch, best, initial = out[1][-3:]
+    assert best_epoch >= 0 and best < 0.8 * initial  # training, not the initial weights, gave the forecasts
     np.testing.assert_allclose(out[2], out[1], rtol=1e-4, atol=1e-4)
-    assert not np.allclose(out[1][:-2], out[1][:-2].mean())  # a real forecast, not a constant
+
+
+def periodic_or_antiperiodic(S=40, T=200, P=8, seed=2):
+    """Each series repeats its own random pattern of P values (level 5): "periodic" ones as they are,
+    "antiperiodic" ones with the sign flipped every P steps. A window of P values looks the same for both
+    kinds; the next P values are the window again or its negative: only the static kind tells which."""
+    rng = np.random.default_rng(seed)
+    kinds = np.array(["periodic", "antiperiodic"] * (S // 2))
+    frames = []
+    for i in range(S):
+        p, t = rng.standard_normal(P), np.arange(T)
+        sign = np.ones(T) if kinds[i] == "periodic" else (-1.0) ** (t // P)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": t,
+                                    "y": 5 + sign * p[t % P] + 0.1 * rng.standard_normal(T)}))
+    static = pd.DataFrame({"kind": kinds, "noise": rng.standard_normal(S)}, index=[f"s{i}" for i in range(S)])
+    return pd.concat(frames, ignore_index=True), static
+
+
+def test_static_covariate_that_decides_the_future_is_learned():
+    """Trained with and without the static kind the same way, the backtest error of the last 40 steps must fall
+    below a quarter (measured: 0.023 against 0.65)."""
+    y, static = periodic_or_antiperiodic()
+    train = head(y, 160)
+    with_s = XLSTMForecaster(8, 8, max_epochs=6, learning_rate=3e-3, dropout=0.0, val_size=8, patience=20, **TINY)
+    without = clone_params(with_s)
+    with_s.fit(train, static=static)
+    without.fit(train)
+    assert with_s.net_.n_static == 3  # kind one-hot (2) + the standardised number
+    err_with = with_s.cross_validate(y, 33).metrics.loc["all", "mse"]
+    err_without = without.cross_validate(y, 33).metrics.loc["all", "mse"]
+    assert err_with < 0.25 * err_without, (err_with, err_without)
+    assert np.isfinite(with_s.predict()["y"]).all()
+    # bad static input is named
+    with pytest.raises(ValueError, match="no row for series"):
+        clone_params(with_s).fit(train, static=static.iloc[1:])
+    with pytest.raises(ValueError, match="not in y"):
+        clone_params(with_s).fit(train, static=pd.concat([static, static.iloc[:1].rename(index={"s0": "zz"})]))
+    with pytest.raises(ValueError, match="missing values"):
+        clone_params(with_s).fit(train, static=static.assign(noise=np.nan))
+
+
+def clone_params(f):
+    from sklearn.base import clone
+    return clone(f)
+
+
+def test_ensemble_is_the_median_of_its_members_and_saves(tmp_path):
+    y = long_panel([150, 180, 220])
+    base = XLSTMForecaster(6, 24, max_epochs=1, val_size=6, **TINY)
+    ens = ForecastEnsemble(base, lookbacks=[12, 24], n_seeds=2).fit(y)
+    assert [(m.lookback, m.seed) for m in ens.members_] == [(12, 0), (12, 1), (24, 0), (24, 1)]
+    assert len(ens.member_times_) == 4 and ens.train_time_ > 0
+    got = ens.predict()
+    stacked = np.stack([m.predict()["y"].to_numpy() for m in ens.members_])
+    np.testing.assert_allclose(got["y"].to_numpy(), np.median(stacked, axis=0))
+    bt = ens.cross_validate(y, n_windows=3)
+    each = np.stack([m.cross_validate(y, 3).forecasts["forecast"].to_numpy() for m in ens.members_])
+    np.testing.assert_allclose(bt.forecasts["forecast"].to_numpy(), np.median(each, axis=0))
+    err = bt.forecasts["forecast"] - bt.forecasts["y"]
+    assert bt.metrics.loc["all", "mae"] == pytest.approx(float(err.abs().mean()))
+    ens.save(tmp_path / "ens.pt")
+    again = ForecastEnsemble.load(tmp_path / "ens.pt")
+    pd.testing.assert_frame_equal(again.predict(), got)
+    with pytest.raises(ValueError, match="lookbacks"):
+        ForecastEnsemble(base, lookbacks=[0]).fit(y)

@@ -6,7 +6,10 @@ For each window of L past values x (one series; channels are separate series, "c
                                                        cross (optional): the last K values of every aligned
                                                        series, each minus its own mean
   deep  = s * head(xLSTM(embed(patches((x - mu) / s))))  the xLSTM reads L / P patch tokens; the head reads
-                                                       its last output ("last") or all of them ("flatten")
+                                                       its last output ("last") or all of them ("flatten");
+                                                       every token also gets the window's level and scale,
+                                                       (asinh mu, log s), so that the deep path can forecast
+                                                       what depends on them (mean reversion, a static drift)
   point = mu + skip + deep (+ a pointwise term in the future-known covariates)
 Each patch token carries the patch's values, then its covariates (future-known and historical), then its
 observed mask where short histories are padded (see xseq.forecast.windows); static covariates (one vector
@@ -57,6 +60,8 @@ class ForecastNet(nn.Module):
             self.embed = nn.Linear(patch_len * (1 + n_covariates + int(observed_mask)), d)
             if n_static:
                 self.static_embed = nn.Linear(n_static, d)
+            self.stats_embed = nn.Linear(2, d, bias=False)
+            nn.init.zeros_(self.stats_embed.weight)
             self.encoder = XLSTMEncoder(encoder)
             self.drop = nn.Dropout(dropout)
             self.head = nn.Linear(features, horizon)
@@ -105,7 +110,8 @@ class ForecastNet(nn.Module):
                 raise ValueError("this network reads an observed mask: pass mask (N, L)")
             tokens = torch.cat([tokens, F.pad(mask.to(tokens.dtype), (front, 0)).view(-1, self.n_patches,
                                                                                       self.patch_len)], dim=-1)
-        x = self.embed(tokens)
+        stats = torch.cat([torch.asinh(mu), torch.log(scale)], dim=1)  # (N, 2)
+        x = self.embed(tokens) + self.stats_embed(stats).unsqueeze(1)
         if self.n_static:
             x = x + self.static_embed(static).unsqueeze(1)
         h, _ = self.encoder(x)
