@@ -58,6 +58,9 @@ def main():
         W = fit_centred_linear(V, split.origins("train", H), L, H, ridge=1e-3)
         lin = predict_centred_linear(past, W)
         lin_s = time.perf_counter() - t0
+        # the same closed form on the training and validation months (what a recipe with refit: true fits on)
+        W_all = fit_centred_linear(V, np.arange(L, split.val_end - H + 1), L, H, ridge=1e-3)
+        lin_all = float(((predict_centred_linear(past, W_all) - future) ** 2).mean())
         naive = seasonal_naive(past, H, 24)
 
         overrides = {"progress_bar": sys.stderr.isatty()}
@@ -77,15 +80,15 @@ def main():
                          naive_mse=float(((naive - future) ** 2).mean()), naive_mae=float(np.abs(naive - future).mean()),
                          train_s=model.train_time_, lin_s=lin_s, epochs=model.n_epochs_, best_epoch=model.best_epoch_,
                          ridge=model.ridge_, loss=model.loss, val0=model.initial_val_mse_, val=model.best_val_mse_,
-                         abl_mse=float("nan") if ablation is None else ablation["mse"],
+                         lin_all=lin_all, abl_mse=float("nan") if ablation is None else ablation["mse"],
                          abl_mae=float("nan") if ablation is None else ablation["mae"]))
         r = rows[-1]
         print(f"H={H}: ours {r['ours_mse']:.3f}/{r['ours_mae']:.3f}  linear-only ablation {r['abl_mse']:.3f}/"
               f"{r['abl_mae']:.3f}  linear {r['lin_mse']:.3f}/{r['lin_mae']:.3f}  "
               f"seasonal naive {r['naive_mse']:.3f}/{r['naive_mae']:.3f}  (MSE/MAE, {n_windows} test windows); "
               f"trained {r['train_s'] / 60:.1f} min, {r['epochs']} epochs, best epoch {r['best_epoch']} "
-              f"(-1 = the untrained linear path), ridge {r['ridge']:g}, val MSE {r['val0']:.4f} -> {r['val']:.4f}",
-              flush=True)
+              f"(-1 = the untrained linear path), ridge {r['ridge']:g}, val MSE {r['val0']:.4f} -> {r['val']:.4f}; "
+              f"the closed-form linear fitted on train + validation: test MSE {r['lin_all']:.3f}", flush=True)
 
     print(f"\nTest MSE / MAE, lookback {rows[0]['L']}, loss {rows[0]['loss']}, every stride-1 test window")
     print(f"  {'H':>4s} {'ours':>13s} {'ablation':>13s} {'linear (same run)':>19s} {'seasonal naive':>15s} "
@@ -102,8 +105,11 @@ def main():
     print(f"  average MSE: ours {avg:.3f}, linear {np.mean([r['lin_mse'] for r in rows]):.3f}{quoted_avg}")
     beats = all(r["ours_mse"] < r["lin_mse"] for r in rows)
     print(f"  ours below the same-run linear baseline at every horizon: {beats}")
-    print("  ablation: the recipe with deep=False (the linear path alone, trained the same way); "
-          "ours below it at every horizon: " + str(all(r["ours_mse"] < r["abl_mse"] for r in rows)))
+    if not args.no_ablation:
+        verdict = ", ".join(f"H={r['H']}: " + ("lower" if r["ours_mse"] < r["abl_mse"] else "equal (validation kept "
+                            "the linear path)" if r["ours_mse"] == r["abl_mse"] else "higher") for r in rows)
+        print(f"  ablation (the recipe with deep=False: the linear path alone, trained the same way): the xLSTM "
+              f"path makes the test MSE {verdict}")
 
 
 if __name__ == "__main__":

@@ -259,3 +259,29 @@ def test_ensemble_is_the_median_of_its_members_and_saves(tmp_path):
     pd.testing.assert_frame_equal(again.predict(), got)
     with pytest.raises(ValueError, match="lookbacks"):
         ForecastEnsemble(base, lookbacks=[0]).fit(y)
+
+
+@pytest.mark.parametrize("learning_rate", [1e-9, 3e-3])
+def test_refit_trains_again_on_every_window_with_the_selection(learning_rate):
+    """refit=True: the selected penalty and epoch count, applied to all windows (validation part included).
+    A learning rate too small to help keeps the linear path (epoch -1): the refit is its closed form."""
+    from xseq.forecast.baselines import NormalEquations
+
+    y = long_panel([150, 180, 220])
+    common = dict(max_epochs=3, val_size=6, ridge=1e4 if learning_rate > 1e-6 else "auto", scaling="standard",
+                  learning_rate=learning_rate, dropout=0.0, **TINY)
+    once = XLSTMForecaster(6, 24, **common).fit(y)
+    again = XLSTMForecaster(6, 24, refit=True, **common).fit(y)
+    assert again.best_epoch_ == once.best_epoch_ and again.ridge_ == once.ridge_
+    if learning_rate < 1e-6:
+        assert once.best_epoch_ == -1
+        eq = NormalEquations(24, 6)
+        for i, s in enumerate(y.groupby("unique_id", sort=False)["y"]):
+            v = (s[1].to_numpy() - again.shift_[i]) / again.scale_[i]  # scaled on the whole history
+            o = np.arange(24, len(v) - 6 + 1)
+            eq.add(v[o[:, None] + np.arange(-24, 0)], v[o[:, None] + np.arange(6)])
+        np.testing.assert_allclose(again.net_.skip.weight.detach().numpy().T, eq.solve(again.ridge_), atol=1e-4)
+        assert not np.allclose(once.net_.skip.weight.detach().numpy(), again.net_.skip.weight.detach().numpy())
+    else:
+        assert once.best_epoch_ >= 0 and again.n_epochs_ == once.best_epoch_ + 1
+    assert not np.allclose(once.predict()["y"], again.predict()["y"])

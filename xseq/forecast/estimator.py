@@ -51,6 +51,10 @@ class XLSTMForecaster(BaseEstimator):
     MASE scale. Covariates: X columns are future-known unless named in `hist_exog` (known only in the past);
     `fit(static=...)` takes one row of numbers or categories per series. Training runs on `devices` processes
     with a Lightning `strategy` (e.g. "ddp"; `batch_size` is the global batch).
+
+    Validation: the last `val_size` of every series selects the ridge penalty and the training epoch (the
+    untrained, linear-only network included). With `refit=True` the recipe then runs again on every window,
+    the validation part included, with the selected penalty and number of epochs (no further selection).
     """
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
@@ -61,7 +65,7 @@ class XLSTMForecaster(BaseEstimator):
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
                  checkpoint_dir: str | None = None, min_context: int | None = None, sampling: str = "windows",
                  scaling: str = "standard", season: int = 1, hist_exog=None, gradient_clip_val: float | None = None,
-                 devices: int = 1, strategy: str = "auto", deep: bool = True):
+                 devices: int = 1, strategy: str = "auto", deep: bool = True, refit: bool = False):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
@@ -72,7 +76,7 @@ class XLSTMForecaster(BaseEstimator):
         self.threads, self.seed, self.progress_bar, self.checkpoint_dir = threads, seed, progress_bar, checkpoint_dir
         self.min_context, self.sampling, self.scaling, self.season = min_context, sampling, scaling, season
         self.hist_exog, self.gradient_clip_val = hist_exog, gradient_clip_val
-        self.devices, self.strategy, self.deep = devices, strategy, deep
+        self.devices, self.strategy, self.deep, self.refit = devices, strategy, deep, refit
 
     # ------------------------------------------------------------------ fit
     def fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, static: pd.DataFrame | None = None
@@ -91,49 +95,67 @@ class XLSTMForecaster(BaseEstimator):
                 raise ValueError("cross_series needs a wide frame: series aligned on one time index")
             if K > self.lookback:
                 raise ValueError(f"cross_series ({K}) must not exceed lookback ({self.lookback})")
-        quantiles = self._quantiles()
         lengths = [len(s.values) for s in panel.series]
-        lay = layout(panel, [self._n_val(T) for T in lengths], lookback=self.lookback, horizon=H,
-                     min_context=self._min_context(), scaling=self.scaling, season=self.season, cross=K,
-                     static=static_matrix,
-                     covariates=[s.covariates for s in panel.series] if panel.cov_names else None)
-        self.shift_, self.scale_, self.mase_scale_ = lay.shift, lay.scale, lay.mase_scale
-        train, val = lay.train, lay.val
         if self.devices != 1 and self.batch_size % self.devices:
             raise ValueError(f"batch_size ({self.batch_size}) must be divisible by devices ({self.devices}): it is "
                              f"the global batch, split evenly over the processes")
-
+        lay_of = lambda n_val: layout(
+            panel, n_val, lookback=self.lookback, horizon=H, min_context=self._min_context(), scaling=self.scaling,
+            season=self.season, cross=K, static=static_matrix,
+            covariates=[s.covariates for s in panel.series] if panel.cov_names else None)
+        lay = lay_of([self._n_val(T) for T in lengths])
         with self._torch_settings():
-            L.seed_everything(self.seed, verbose=False)
-            W, self.ridge_ = ridge_init(lay.data, train, val, self.ridge, self.lookback, H, seed=self.seed)
-            net = self._build_net(len(self.covariate_names_), len(lengths))
-            net.set_skip(W)
-            steps = steps_per_epoch(len(train), self.batch_size, self.sampling, self.max_train_windows)
-            module = self._module(net, lay, steps, self.max_epochs)
-            callbacks = []
-            if len(val):
-                self.initial_val_loss_, self.initial_val_mse_ = evaluate(module, val)
-                keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
-                callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
-            if self.checkpoint_dir:
-                callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir,
-                                                                     monitor="val_loss" if len(val) else None))
-            trainer = make_trainer(self, self.max_epochs, callbacks, validate=bool(len(val)))
-            t0 = time.perf_counter()
-            trainer.fit(module)
-            self.train_time_ = time.perf_counter() - t0
-            if len(val):
-                net.load_state_dict(keep.best_state)
-                self.best_val_loss_, self.best_epoch_ = keep.best_score, keep.best_epoch
-                self.best_val_mse_ = evaluate(module, val)[1]
-            self.n_epochs_ = trainer.current_epoch
-            if quantiles and self.loss != "pinball":
+            self.train_time_ = 0.0
+            net, steps = self._train(lay, len(lengths))
+            if self.refit and len(lay.val):
+                # the selection is made; now the same recipe on every window, the validation part included
+                lay = lay_of([0] * len(lengths))
+                epochs = self.best_epoch_ + 1 if self.best_epoch_ >= 0 else 0
+                net, steps = self._train(lay, len(lengths), ridge=self.ridge_, epochs=epochs)
+            if self._quantiles() and self.loss != "pinball":
                 self._fit_quantiles(net, lay, steps)
+        self.shift_, self.scale_, self.mase_scale_ = lay.shift, lay.scale, lay.mase_scale
         self.net_ = net.cpu().eval()
         self.series_names_, self.format_, self.freq_ = panel.names, panel.fmt, panel.freq
         self.history_ = panel
         self.static_ = static_matrix
         return self
+
+    def _train(self, lay, n_series: int, ridge=None, epochs: int | None = None):
+        """Seed, fit the linear path in closed form, train the network (keeping its best weights on the
+        validation windows, if any). Returns (net, steps per epoch)."""
+        train, val = lay.train, lay.val
+        L.seed_everything(self.seed, verbose=False)
+        W, chosen = ridge_init(lay.data, train, val, self.ridge if ridge is None else ridge, self.lookback,
+                               self.horizon, seed=self.seed)
+        net = self._build_net(len(self.covariate_names_), n_series)
+        net.set_skip(W)
+        steps = steps_per_epoch(len(train), self.batch_size, self.sampling, self.max_train_windows)
+        epochs = self.max_epochs if epochs is None else epochs
+        if epochs == 0:
+            return net, steps
+        module = self._module(net, lay, steps, epochs)
+        callbacks = []
+        if len(val):
+            self.ridge_ = chosen
+            self.initial_val_loss_, self.initial_val_mse_ = evaluate(module, val)
+            keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
+            callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
+        else:
+            self.ridge_ = chosen if ridge is None else self.ridge_
+        if self.checkpoint_dir:
+            callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir,
+                                                                 monitor="val_loss" if len(val) else None))
+        trainer = make_trainer(self, epochs, callbacks, validate=bool(len(val)))
+        t0 = time.perf_counter()
+        trainer.fit(module)
+        self.train_time_ = time.perf_counter() - t0 + (self.train_time_ if ridge is not None else 0.0)
+        if len(val):
+            net.load_state_dict(keep.best_state)
+            self.best_val_loss_, self.best_epoch_ = keep.best_score, keep.best_epoch
+            self.best_val_mse_ = evaluate(module, val)[1]
+        self.n_epochs_ = trainer.current_epoch
+        return net, steps
 
     def _module(self, net, lay, steps: int, epochs: int, quantile_stage: bool = False) -> ForecastModule:
         return ForecastModule(net, lay.data, loss=self.loss, learning_rate=self.learning_rate,
@@ -299,6 +321,9 @@ class XLSTMForecaster(BaseEstimator):
             raise ValueError(f"head must be 'flatten' or 'last'; got {self.head!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if not isinstance(self.refit, bool):
+            raise ValueError(f"refit must be True (after selection on validation, train again on every window) "
+                             f"or False; got {self.refit!r}")
         if not isinstance(self.deep, bool):
             raise ValueError(f"deep must be True (linear path + xLSTM) or False (the linear path alone); got {self.deep!r}")
         if not self.deep and self.quantiles:
