@@ -1,0 +1,135 @@
+"""Reading a TiRex checkpoint (tirex-ts's Lightning file: `hyper_parameters` and `state_dict`) into TiRexNet,
+with weights-only loading, and writing one back in that layout.
+
+The layout's traps (facts read from tirex-ts): tensor names carry a `block_stack.` prefix; the sLSTM's four
+headwise input projections are stored as (fgate, igate, zgate, ogate) and concatenated in that order, but the
+cell reads the result as (i, f, z, o), so the weight named `fgate` drives the input gate; the recurrent kernel
+is (H, Dh, 4 Dh) with the gates along its last axis; the gate bias is stored head-major (H, 4, Dh); the
+per-head norm stores its weight as w with the scale 1 + w."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import TiRexConfig, config_from_hyper_parameters
+from .model import TiRexNet
+
+PREFIX = "block_stack."
+# stored projection name -> the gate it drives (index in xseq's (i, f, z, o) order)
+_GATE_OF = {"fgate": 0, "igate": 1, "zgate": 2, "ogate": 3}
+
+
+def _expected_names(cfg: TiRexConfig) -> set[str]:
+    names = {f"{mlp}.{layer}.{p}" for mlp in ("input_patch_embedding", "output_patch_embedding")
+             for layer in ("hidden_layer", "output_layer", "residual_layer") for p in ("weight", "bias")}
+    names.add("out_norm.weight")
+    per_block = ["norm_slstm.weight", "norm_ffn.weight", "ffn.proj_up_gate.weight", "ffn.proj_up.weight",
+                 "ffn.proj_down.weight", "slstm_layer.slstm_cell._recurrent_kernel_", "slstm_layer.slstm_cell._bias_",
+                 "slstm_layer.group_norm.weight"] + [f"slstm_layer.{g}.weight" for g in _GATE_OF]
+    names |= {f"blocks.{i}.{n}" for i in range(cfg.num_blocks) for n in per_block}
+    return names
+
+
+def read_checkpoint(path) -> tuple[TiRexConfig, dict]:
+    """(config, state dict without the prefix) of a TiRex checkpoint file. Raises ValueError naming the file
+    and what is wrong: not a torch file, a file that needs code to load, not a TiRex checkpoint, missing or
+    extra tensors, tensors of the wrong shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"TiRex checkpoint {str(path)!r} is not a file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: refused, it is not weights-only data (loading it would run code it holds): "
+                         f"{str(e).splitlines()[0][:200]}") from None
+    except Exception as e:  # truncated or not a torch file at all
+        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise ValueError(f"{path}: not a TiRex checkpoint (expected a dict with 'hyper_parameters' and "
+                         f"'state_dict')")
+    cfg = config_from_hyper_parameters(ckpt["hyper_parameters"], str(path))
+    sd = ckpt["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"{path}: state_dict must map names to tensors")
+    sd = {k.replace(PREFIX, ""): v for k, v in sd.items()}
+    expected = _expected_names(cfg)
+    missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected)
+    if missing or extra:
+        raise ValueError(f"{path}: state_dict does not match the configuration ({cfg.num_blocks} blocks): "
+                         f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                         f"extra {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    return cfg, sd
+
+
+def net_from_state(cfg: TiRexConfig, sd: dict, backend: str = "auto", source: str = "checkpoint") -> TiRexNet:
+    """TiRexNet with the weights of a tirex-ts state dict (names without the prefix)."""
+    net = TiRexNet(cfg, backend)
+    H, Dh = cfg.num_heads, cfg.head_dim
+    ours = {}
+    for new, old in (("embed", "input_patch_embedding"), ("head", "output_patch_embedding")):
+        for a, b in (("hidden", "hidden_layer"), ("out", "output_layer"), ("skip", "residual_layer")):
+            for p in ("weight", "bias"):
+                ours[f"{new}.{a}.{p}"] = sd[f"{old}.{b}.{p}"]
+    ours["out_norm.weight"] = sd["out_norm.weight"]
+    for i in range(cfg.num_blocks):
+        o, s = f"blocks.{i}.", f"blocks.{i}."
+        ours[o + "norm_slstm.weight"] = sd[s + "norm_slstm.weight"]
+        ours[o + "norm_ffn.weight"] = sd[s + "norm_ffn.weight"]
+        ours[o + "ffn_gate.weight"] = sd[s + "ffn.proj_up_gate.weight"]
+        ours[o + "ffn_up.weight"] = sd[s + "ffn.proj_up.weight"]
+        ours[o + "ffn_down.weight"] = sd[s + "ffn.proj_down.weight"]
+        # headwise (H, out, in) -> W[gate, head] as (in, out), gate by the cell's reading order
+        W = torch.empty(4, H, Dh, Dh)
+        for name, gate in _GATE_OF.items():
+            W[gate] = sd[f"{s}slstm_layer.{name}.weight"].reshape(H, Dh, Dh).transpose(1, 2)
+        ours[o + "slstm.W"] = W
+        ours[o + "slstm.R"] = sd[s + "slstm_layer.slstm_cell._recurrent_kernel_"].reshape(H, Dh, 4, Dh).permute(2, 0, 1, 3)
+        ours[o + "slstm.bias"] = sd[s + "slstm_layer.slstm_cell._bias_"].reshape(H, 4, Dh).transpose(0, 1)
+        ours[o + "slstm.norm.weight"] = 1.0 + sd[s + "slstm_layer.group_norm.weight"]
+    try:
+        net.load_state_dict({k: v.float() for k, v in ours.items()})
+    except RuntimeError as e:
+        raise ValueError(f"{source}: a tensor has the wrong shape for its configuration: "
+                         f"{str(e).splitlines()[-1].strip()[:300]}") from None
+    return net
+
+
+def state_from_net(net: TiRexNet) -> dict:
+    """The inverse of net_from_state: tirex-ts's names (without the prefix) and layouts."""
+    cfg, H, Dh = net.cfg, net.cfg.num_heads, net.cfg.head_dim
+    ours = {k: v.detach().cpu().float() for k, v in net.state_dict().items()}
+    sd = {}
+    for new, old in (("embed", "input_patch_embedding"), ("head", "output_patch_embedding")):
+        for a, b in (("hidden", "hidden_layer"), ("out", "output_layer"), ("skip", "residual_layer")):
+            for p in ("weight", "bias"):
+                sd[f"{old}.{b}.{p}"] = ours[f"{new}.{a}.{p}"]
+    sd["out_norm.weight"] = ours["out_norm.weight"]
+    for i in range(cfg.num_blocks):
+        o = f"blocks.{i}."
+        sd[o + "norm_slstm.weight"] = ours[o + "norm_slstm.weight"]
+        sd[o + "norm_ffn.weight"] = ours[o + "norm_ffn.weight"]
+        sd[o + "ffn.proj_up_gate.weight"] = ours[o + "ffn_gate.weight"]
+        sd[o + "ffn.proj_up.weight"] = ours[o + "ffn_up.weight"]
+        sd[o + "ffn.proj_down.weight"] = ours[o + "ffn_down.weight"]
+        for name, gate in _GATE_OF.items():
+            sd[f"{o}slstm_layer.{name}.weight"] = ours[o + "slstm.W"][gate].transpose(1, 2).contiguous()
+        sd[o + "slstm_layer.slstm_cell._recurrent_kernel_"] = \
+            ours[o + "slstm.R"].permute(1, 2, 0, 3).reshape(H, Dh, 4 * Dh).contiguous()
+        sd[o + "slstm_layer.slstm_cell._bias_"] = ours[o + "slstm.bias"].transpose(0, 1).reshape(-1).contiguous()
+        sd[o + "slstm_layer.group_norm.weight"] = ours[o + "slstm.norm.weight"] - 1.0
+    return sd
+
+
+def load_tirex(path, backend: str = "auto") -> TiRexNet:
+    """A TiRex checkpoint file as a TiRexNet in eval mode."""
+    cfg, sd = read_checkpoint(path)
+    return net_from_state(cfg, sd, backend, str(path)).eval()
+
+
+def save_tirex(net: TiRexNet, path) -> None:
+    """Write a checkpoint in tirex-ts's layout (hyper_parameters, state_dict with the block_stack. prefix)."""
+    torch.save({"hyper_parameters": net.cfg.to_hyper_parameters(),
+                "state_dict": {PREFIX + k: v for k, v in state_from_net(net).items()}}, path)
