@@ -1,7 +1,7 @@
 """xseq: xLSTM (sLSTM and mLSTM) encoders with a parallel and a step-wise face, for sequence modelling."""
 from . import ops
 from .classify import XLSTMClassifier
-from .forecast import ForecastEnsemble, XLSTMForecaster
+from .forecast import ForecastEnsemble, TiRexForecaster, XLSTMForecaster
 from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
 from .stream import Stream
 
@@ -14,5 +14,5 @@ def __getattr__(name):  # xseq.RecurrentPPO / xseq.PPOConfig without importing g
         return getattr(rl, name)
     raise AttributeError(f"module 'xseq' has no attribute {name!r}")
 
-__all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "XLSTMClassifier", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",
+__all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "XLSTMClassifier", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",
            "__version__"]

@@ -163,3 +163,90 @@ def test_bad_checkpoints_are_named(tmp_path):
     net = load_tirex(tmp_path / "good.ckpt")
     with pytest.raises(ValueError, match="prediction_length"):
         net.forecast(torch.zeros(1, 10), 0)
+
+
+# ---------------------------------------------------------------------------------------- the estimator
+import pandas as pd  # noqa: E402
+
+from xseq import TiRexForecaster  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_ckpt(tmp_path_factory):
+    return write_random_checkpoint(SMALL[0], tmp_path_factory.mktemp("tirex") / "small.ckpt", seed=3)
+
+
+def frame(T=400, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    idx = pd.date_range("2024-01-01", periods=T, freq="h")
+    return pd.DataFrame({"load": 50 + 10 * np.sin(2 * np.pi * t / 24) + rng.standard_normal(T),
+                         "temp": 5 + 3 * np.sin(2 * np.pi * t / 168) + 0.5 * rng.standard_normal(T)}, index=idx)
+
+
+def test_zero_shot_forecaster_matches_the_net(small_ckpt):
+    y = frame()
+    f = TiRexForecaster(small_ckpt, horizon=40, quantiles=[0.1, 0.9], progress_bar=False).fit(y)
+    fc = f.predict()
+    assert list(fc.columns) == ["load", "temp", "load_q0.1", "temp_q0.1", "load_q0.9", "temp_q0.9"]
+    assert fc.index[0] == y.index[-1] + pd.Timedelta(hours=1) and len(fc) == 40
+    net = load_tirex(small_ckpt)
+    want = net.forecast(torch.tensor(y.to_numpy().T, dtype=torch.float32), 40)  # (2, 40, 9)
+    np.testing.assert_allclose(fc["load"], want[0, :, 4], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fc["temp_q0.9"], want[1, :, 8], rtol=1e-5, atol=1e-5)
+    # no refit: a longer history forecasts from its own end; long format gives the same numbers
+    longer = f.predict(y=pd.concat([y, frame(T=430).iloc[400:]]))
+    assert longer.index[0] == y.index[-1] + pd.Timedelta(hours=31)
+    long_y = y.rename_axis("ds").reset_index().melt(id_vars="ds", var_name="unique_id", value_name="y")
+    g = TiRexForecaster(small_ckpt, horizon=40, progress_bar=False).fit(long_y[["unique_id", "ds", "y"]])
+    np.testing.assert_allclose(g.predict()["y"].to_numpy()[:40], fc["load"].to_numpy(), rtol=1e-6)
+    bt = f.cross_validate(y, n_windows=3, step=10)
+    last = bt.forecasts[(bt.forecasts.cutoff == bt.forecasts.cutoff.max()) & (bt.forecasts.unique_id == "load")]
+    np.testing.assert_allclose(last["forecast"], f.predict(y=y.iloc[:-40])["load"], rtol=1e-5)
+    assert bt.metrics.loc["all", "mae"] > 0
+
+
+def test_missing_values_are_masked_only_when_asked(small_ckpt):
+    y = frame()
+    y.iloc[100:110, 0] = np.nan
+    with pytest.raises(ValueError, match="missing value"):
+        TiRexForecaster(small_ckpt, horizon=8, progress_bar=False).fit(y)
+    f = TiRexForecaster(small_ckpt, horizon=8, fill="mask", progress_bar=False).fit(y)
+    assert np.isfinite(f.predict().to_numpy()).all()
+
+
+@pytest.mark.parametrize("params,match", [(dict(horizon=0), "horizon"), (dict(quantiles=[0.15]), "not among"),
+                                          (dict(fill="bfill"), "fill"), (dict(max_epochs=-1), "max_epochs")])
+def test_bad_parameters_are_named(small_ckpt, params, match):
+    with pytest.raises(ValueError, match=match):
+        TiRexForecaster(small_ckpt, **{"horizon": 8, **params}).fit(frame())
+
+
+def test_stream_equals_predict_after_every_observation(small_ckpt):
+    y = frame(T=300)
+    f = TiRexForecaster(small_ckpt, horizon=20, quantiles=[0.2], progress_bar=False).fit(y.iloc[:50])
+    stream = f.stream()
+    values = y.to_numpy()
+    for t in range(300):
+        out = stream.update(values[t:t + 1]).numpy()[0]  # (2, 20, 2)
+        if t in (0, 1, 15, 16, 255, 256, 299):
+            fc = f.predict(y=y.iloc[:t + 1]) if t >= 2 else None
+            if fc is None:
+                continue
+            for j, name in enumerate(["load", "temp"]):
+                scale = float(np.std(values[max(0, t + 1 - 256):t + 1, j])) or 1.0
+                assert np.abs(out[j, :, 0] - fc[name].to_numpy()).max() / scale < 1e-5
+                assert np.abs(out[j, :, 1] - fc[f"{name}_q0.2"].to_numpy()).max() / scale < 1e-5
+
+
+def test_fine_tuning_lowers_validation_loss_and_saves(small_ckpt, tmp_path):
+    y = frame(T=600)
+    f = TiRexForecaster(small_ckpt, horizon=16, max_epochs=3, learning_rate=1e-3, batch_size=16,
+                        max_train_windows=256, val_size=48, progress_bar=False).fit(y)
+    assert f.best_val_loss_ < f.initial_val_loss_ and f.best_epoch_ >= 0
+    zero = TiRexForecaster(small_ckpt, horizon=16, progress_bar=False).fit(y)
+    assert not np.allclose(f.predict().to_numpy(), zero.predict().to_numpy())
+    f.save(tmp_path / "tuned.pt")
+    again = TiRexForecaster.load(tmp_path / "tuned.pt")
+    pd.testing.assert_frame_equal(again.predict(), f.predict())
+    assert again.best_val_loss_ == f.best_val_loss_

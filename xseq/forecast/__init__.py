@@ -4,6 +4,7 @@ from .baselines import fit_centred_linear, predict_centred_linear, seasonal_naiv
 from .ensemble import ForecastEnsemble
 from .estimator import Backtest, XLSTMForecaster
 from .model import ForecastNet
+from .pretrained import TiRexForecaster
 
-__all__ = ["XLSTMForecaster", "ForecastEnsemble", "Backtest", "ForecastNet", "fit_centred_linear",
+__all__ = ["XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "Backtest", "ForecastNet", "fit_centred_linear",
            "predict_centred_linear", "seasonal_naive"]

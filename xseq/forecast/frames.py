@@ -11,6 +11,7 @@ import pandas as pd
 
 LONG_COLUMNS = ("unique_id", "ds", "y")
 FILLS = (None, "ffill", "interpolate", "zero")
+MASK = "mask"  # keep missing values as NaN: only for models that read them as missing (TiRexForecaster)
 
 
 @dataclass
@@ -38,10 +39,10 @@ def is_long(y: pd.DataFrame) -> bool:
     return set(LONG_COLUMNS) <= set(y.columns)
 
 
-def read_panel(y, X=None, *, fill: str | None = None, name: str = "y") -> Panel:
+def read_panel(y, X=None, *, fill: str | None = None, name: str = "y", fills: tuple = FILLS) -> Panel:
     """Validate y (and X) and return a Panel. Raises ValueError naming the problem."""
-    if fill not in FILLS:
-        raise ValueError(f"fill must be one of {FILLS}; got {fill!r}")
+    if fill not in fills:
+        raise ValueError(f"fill must be one of {fills}; got {fill!r}")
     if not isinstance(y, pd.DataFrame):
         raise ValueError(f"{name} must be a pandas DataFrame (wide, or long with columns unique_id, ds, y); "
                          f"got {type(y).__name__}")
@@ -178,11 +179,14 @@ def _numeric(col: pd.Series, name: str, fill: str | None) -> np.ndarray:
                              f"fill them or pass fill='ffill', 'interpolate' or 'zero'")
         if fill == "ffill":
             values = values.ffill().bfill()
+        elif fill == MASK:
+            if n_missing == len(values):
+                raise ValueError(f"{name} has no observed value")
         elif fill == "interpolate":
             values = values.interpolate(limit_direction="both")
         else:
             values = values.fillna(0.0)
     out = values.to_numpy(dtype=np.float64)
-    if not np.isfinite(out).all():
+    if np.isinf(out).any():
         raise ValueError(f"{name} has infinite values")
     return out

@@ -11,20 +11,31 @@ from .frames import Panel, Series
 FORMAT = "xseq.XLSTMForecaster/2"
 
 
-def save_forecaster(model, path) -> None:
-    if not all(isinstance(n, (str, int)) for n in model.series_names_):
+def history_to_state(panel: Panel) -> dict:
+    """The fitted histories as tensors and plain values (weights-only loading reads them back)."""
+    if not all(isinstance(s.name, (str, int)) for s in panel.series):
         raise ValueError("save needs series names that are str or int")
     hist = [{"name": s.name, "values": torch.tensor(s.values), "index": _index_to_tensor(s.index),
-             "covariates": None if s.covariates is None else torch.tensor(s.covariates)}
-            for s in model.history_.series]
-    freq = model.freq_ if isinstance(model.freq_, int) else model.freq_.freqstr
+             "covariates": None if s.covariates is None else torch.tensor(s.covariates)} for s in panel.series]
+    freq = panel.freq if isinstance(panel.freq, int) else panel.freq.freqstr
+    return {"fmt": panel.fmt, "freq": freq, "history": hist, "index_dtype": _index_dtype(panel.series[0].index),
+            "covariate_names": list(panel.cov_names)}
+
+
+def history_from_state(state: dict) -> Panel:
+    freq = state["freq"] if isinstance(state["freq"], int) else pd.tseries.frequencies.to_offset(state["freq"])
+    series = [Series(h["name"], _tensor_to_index(h["index"], state["index_dtype"]), h["values"].numpy(),
+                     None if h["covariates"] is None else h["covariates"].numpy()) for h in state["history"]]
+    return Panel(state["fmt"], series, freq, list(state["covariate_names"]))
+
+
+def save_forecaster(model, path) -> None:
     state = {"format": FORMAT, "params": model.get_params(), "net": model.net_.state_dict(),
              "shift": torch.as_tensor(model.shift_), "scale": torch.as_tensor(model.scale_),
              "mase_scale": torch.as_tensor(model.mase_scale_), "ridge": model.ridge_,
-             "fmt": model.format_, "freq": freq, "covariate_names": model.covariate_names_,
              "n_future": model.n_future_, "static_spec": model.static_spec_,
-             "static": None if model.static_ is None else torch.as_tensor(model.static_), "history": hist,
-             "index_dtype": _index_dtype(model.history_.series[0].index)}
+             "static": None if model.static_ is None else torch.as_tensor(model.static_),
+             **history_to_state(model.history_)}
     torch.save(state, path)
 
 
@@ -33,11 +44,9 @@ def load_forecaster(cls, path):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a saved XLSTMForecaster")
     model = cls(**state["params"])
-    freq = state["freq"] if isinstance(state["freq"], int) else pd.tseries.frequencies.to_offset(state["freq"])
-    series = [Series(h["name"], _tensor_to_index(h["index"], state["index_dtype"]), h["values"].numpy(),
-                     None if h["covariates"] is None else h["covariates"].numpy()) for h in state["history"]]
-    model.history_ = Panel(state["fmt"], series, freq, list(state["covariate_names"]))
-    model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], freq
+    model.history_ = history_from_state(state)
+    series = model.history_.series
+    model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], model.history_.freq
     model.covariate_names_ = list(state["covariate_names"])
     model.shift_, model.scale_, model.ridge_ = state["shift"].numpy(), state["scale"].numpy(), state["ridge"]
     model.mase_scale_, model.n_future_ = state["mase_scale"].numpy(), state["n_future"]

@@ -134,19 +134,23 @@ class TiRexNet(nn.Module):
         out = self(tokens)[:, -1]  # (B, Q, P)
         return out * scale.unsqueeze(-1) + loc.unsqueeze(-1)
 
-    @torch.no_grad()
-    def forecast(self, context: torch.Tensor, prediction_length: int) -> torch.Tensor:
-        """(B, T) context -> quantiles (B, prediction_length, Q), one patch at a time: each further patch
-        appends a patch of NaN to the context and reads the window again."""
-        if isinstance(prediction_length, bool) or not isinstance(prediction_length, int) or prediction_length < 1:
-            raise ValueError(f"prediction_length must be a positive int; got {prediction_length!r}")
-        if context.dim() != 2:
-            raise ValueError(f"context must be (B, T); got {tuple(context.shape)}")
+    def rollout(self, context: torch.Tensor, prediction_length: int) -> torch.Tensor:
+        """(B, T) context -> quantiles (B, Q, prediction_length), one patch at a time: each further patch
+        appends a patch of NaN to the context and reads the window again. Differentiable (fine-tuning)."""
         P = self.cfg.patch_size
         context = context.float()
         patches = []
         while len(patches) * P < prediction_length:
             patch = self.next_patch(context)
             patches.append(patch)
-            context = torch.cat([context, torch.full_like(patch[:, 0], float("nan"))], dim=-1)
-        return torch.cat(patches, dim=-1)[..., :prediction_length].transpose(1, 2)
+            context = torch.cat([context, torch.full_like(patch[:, 0].detach(), float("nan"))], dim=-1)
+        return torch.cat(patches, dim=-1)[..., :prediction_length]
+
+    @torch.no_grad()
+    def forecast(self, context: torch.Tensor, prediction_length: int) -> torch.Tensor:
+        """(B, T) context (NaN = missing) -> quantiles (B, prediction_length, Q) in the data's units."""
+        if isinstance(prediction_length, bool) or not isinstance(prediction_length, int) or prediction_length < 1:
+            raise ValueError(f"prediction_length must be a positive int; got {prediction_length!r}")
+        if context.dim() != 2:
+            raise ValueError(f"context must be (B, T); got {tuple(context.shape)}")
+        return self.rollout(context, prediction_length).transpose(1, 2)

@@ -1,0 +1,239 @@
+"""TiRexForecaster: a pretrained TiRex checkpoint as a scikit-learn style forecaster with XLSTMForecaster's
+data contract (wide or long frames, forecasts indexed by the future timestamps, quantile columns,
+cross_validate, save/load, stream). Zero-shot by default; max_epochs > 0 fine-tunes it with Lightning."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .._threads import torch_threads
+from .estimator import Backtest, _metrics
+from .frames import FILLS, MASK, Panel, read_panel, to_frame
+from .tirex.checkpoint import net_from_state, read_checkpoint, state_from_net
+from .tirex.config import TiRexConfig
+
+FORMAT = "xseq.TiRexForecaster/1"
+
+
+class TiRexForecaster(BaseEstimator):
+    """checkpoint: path of a TiRex checkpoint (tirex-ts's model.ckpt; xseq ships none). horizon: steps ahead.
+    quantiles: the quantile levels to return beside the point forecast (the median), a subset of the
+    checkpoint's (0.1 ... 0.9); None: the point forecast only. fill: missing values are refused (None), filled
+    ("ffill", "interpolate", "zero"), or passed to the model as missing ("mask": TiRex reads a mask).
+
+    Every forecast reads the last `context_length` (2048 for the released model) values of its series.
+    Fine-tuning (max_epochs > 0): the pinball loss over the checkpoint's quantiles on windows of the training
+    part, the last val_size of every series validating (early stopping; the best weights are kept, the
+    loaded ones included)."""
+
+    def __init__(self, checkpoint, horizon: int, quantiles=None, *, fill: str | None = None, batch_size: int = 32,
+                 backend: str = "auto", threads: int | None = None, max_epochs: int = 0,
+                 learning_rate: float = 1e-4, weight_decay: float = 0.0, val_size: float = 0.2, patience: int = 2,
+                 max_train_windows: int | None = 2048, seed: int = 0, progress_bar: bool = True,
+                 accelerator: str = "cpu"):
+        self.checkpoint, self.horizon, self.quantiles, self.fill = checkpoint, horizon, quantiles, fill
+        self.batch_size, self.backend, self.threads = batch_size, backend, threads
+        self.max_epochs, self.learning_rate, self.weight_decay = max_epochs, learning_rate, weight_decay
+        self.val_size, self.patience, self.max_train_windows = val_size, patience, max_train_windows
+        self.seed, self.progress_bar, self.accelerator = seed, progress_bar, accelerator
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, y: pd.DataFrame) -> "TiRexForecaster":
+        """Zero-shot (max_epochs=0): read the checkpoint, check and keep the histories. Otherwise fine-tune."""
+        self._check_params()
+        cfg, sd = read_checkpoint(self.checkpoint)
+        net = net_from_state(cfg, sd, self.backend, str(self.checkpoint))
+        self._check_quantiles(cfg)
+        panel = self._read(y)
+        self.train_time_, self.n_epochs_ = 0.0, 0
+        if self.max_epochs:
+            from .tirex.finetune import finetune
+            with torch_threads(self.threads):
+                t0 = time.perf_counter()
+                report = finetune(self, net, panel)
+                self.train_time_ = time.perf_counter() - t0
+            for k, v in report.items():
+                setattr(self, k, v)
+        self._set_fitted(net.eval(), panel)
+        return self
+
+    def _set_fitted(self, net, panel: Panel) -> None:
+        self.net_, self.config_ = net, net.cfg
+        self.history_, self.series_names_, self.format_, self.freq_ = panel, panel.names, panel.fmt, panel.freq
+        self.scale_ = np.array([_std(s.values) for s in panel.series])
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, y: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast the next `horizon` steps after the end of `y` (default: the data given to fit), in fit's
+        format, indexed by the future timestamps: the median, then the asked quantile columns."""
+        check_is_fitted(self, "net_")
+        panel = self.history_ if y is None else self._read(y)
+        self._check_same_series(panel)
+        out = self._forecast([s.values for s in panel.series])
+        return to_frame(panel, self._columns(out), self.horizon, self._quantiles())
+
+    def cross_validate(self, y: pd.DataFrame, n_windows: int, step: int = 1, return_forecasts: bool = True
+                       ) -> Backtest:
+        """Rolling-origin backtest (no refit): n_windows origins per series, step apart, the last one horizon
+        steps before the end of y; every window reads the values before its origin."""
+        check_is_fitted(self, "net_")
+        if not isinstance(n_windows, int) or n_windows < 1 or not isinstance(step, int) or step < 1:
+            raise ValueError(f"n_windows and step must be positive ints; got {n_windows!r}, {step!r}")
+        panel = self._read(y)
+        self._check_same_series(panel)
+        H, contexts, futures, meta = self.horizon, [], [], []
+        for i, s in enumerate(panel.series):
+            T = len(s.values)
+            origins = T - H - step * np.arange(n_windows - 1, -1, -1)
+            if origins[0] < 1:
+                raise ValueError(f"series {s.name!r} has {T} steps; {n_windows} windows {step} apart need "
+                                 f"{1 + H + step * (n_windows - 1)}")
+            contexts += [s.values[:o] for o in origins]
+            futures.append(s.values[origins[:, None] + np.arange(H)])
+            meta.append((i, s, origins))
+        out = self._columns(self._forecast(contexts))
+        future = np.concatenate(futures)
+        series_of = np.repeat(np.arange(len(panel.series)), n_windows)
+        observed = np.isfinite(future)
+        point = np.where(observed, out[..., 0], np.nan)
+        metrics = _nan_metrics(point, future, series_of, self.scale_, panel.names)
+        frame = None
+        if return_forecasts:
+            parts = []
+            for i, s, origins in meta:
+                rows = slice(i * n_windows, (i + 1) * n_windows)
+                part = {"unique_id": s.name, "ds": s.index.to_numpy()[origins[:, None] + np.arange(H)].ravel(),
+                        "cutoff": np.repeat(s.index.to_numpy()[origins - 1], H), "y": future[rows].ravel(),
+                        "forecast": out[rows, :, 0].ravel()}
+                for j, q in enumerate(self._quantiles()):
+                    part[f"forecast_q{q:g}"] = out[rows, :, 1 + j].ravel()
+                parts.append(pd.DataFrame(part))
+            frame = pd.concat(parts, ignore_index=True)
+        return Backtest(frame, metrics)
+
+    def stream(self, batch_size: int = 1, device=None):
+        """An xseq.Stream: update(y_t) takes the newest value of every fitted series, (batch_size, n_series),
+        and returns the next `horizon` steps' forecast, (batch_size, n_series, horizon) (with quantiles: a
+        last axis of point, then the asked levels). After every observation it equals predict(y=history)."""
+        check_is_fitted(self, "net_")
+        from ..stream import Stream
+        from .tirex.streaming import TiRexCore
+        device = torch.device("cpu" if device is None else device)
+        return Stream(TiRexCore(self, device), batch_size, device=device)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """The (fine-tuned) weights, configuration and fitted state, read back with weights-only loading. The
+        weights are the checkpoint's: they carry its licence."""
+        check_is_fitted(self, "net_")
+        from .persistence import history_to_state
+        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()}
+        state = {"format": FORMAT, "params": params, "config": self.config_.to_dict(),
+                 "weights": state_from_net(self.net_), **history_to_state(self.history_)}
+        for k in ("train_time_", "n_epochs_", "initial_val_loss_", "best_val_loss_", "best_epoch_"):
+            if hasattr(self, k):
+                state[k] = getattr(self, k)
+        torch.save(state, path)
+
+    @classmethod
+    def load(cls, path) -> "TiRexForecaster":
+        from .persistence import history_from_state
+        state = torch.load(path, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a saved TiRexForecaster")
+        model = cls(**state["params"])
+        cfg = TiRexConfig(**{**state["config"], "quantiles": tuple(state["config"]["quantiles"])})
+        net = net_from_state(cfg, state["weights"], model.backend, str(path))
+        model._set_fitted(net.eval(), history_from_state(state))
+        for k in ("train_time_", "n_epochs_", "initial_val_loss_", "best_val_loss_", "best_epoch_"):
+            if k in state:
+                setattr(model, k, state[k])
+        return model
+
+    # ------------------------------------------------------------------ helpers
+    def _read(self, y) -> Panel:
+        return read_panel(y, fill=self.fill, fills=FILLS + (MASK,))
+
+    def _forecast(self, contexts: list[np.ndarray]) -> np.ndarray:
+        """Quantiles (N, H, Q) for contexts of any lengths (each cut to the model's context), in batches."""
+        C = self.config_.context_length
+        outs = []
+        with torch_threads(self.threads):
+            for s in range(0, len(contexts), self.batch_size):
+                chunk = [c[-C:] for c in contexts[s:s + self.batch_size]]
+                width = max(len(c) for c in chunk)
+                batch = np.full((len(chunk), width), np.nan)
+                for j, c in enumerate(chunk):
+                    batch[j, width - len(c):] = c
+                outs.append(self.net_.forecast(torch.as_tensor(batch, dtype=torch.float32), self.horizon))
+        return torch.cat(outs).double().numpy()
+
+    def _columns(self, out: np.ndarray) -> np.ndarray:
+        """(N, H, Q) model quantiles -> (N, H, 1 + q): the median, then the asked levels."""
+        levels = np.array(self.config_.quantiles)
+        idx = [int(np.abs(levels - q).argmin()) for q in (0.5, *self._quantiles())]
+        return out[..., idx]
+
+    def _quantiles(self) -> tuple[float, ...]:
+        if self.quantiles is None:
+            return ()
+        qs = sorted(float(q) for q in self.quantiles)
+        if not qs or len(set(qs)) != len(qs):
+            raise ValueError(f"quantiles must be distinct levels; got {self.quantiles!r}")
+        return tuple(qs)
+
+    def _check_quantiles(self, cfg: TiRexConfig) -> None:
+        bad = [q for q in self._quantiles() if not any(abs(q - level) < 1e-9 for level in cfg.quantiles)]
+        if bad:
+            raise ValueError(f"quantiles {bad} are not among the checkpoint's levels {list(cfg.quantiles)}")
+
+    def _check_params(self) -> None:
+        for name in ("horizon", "batch_size", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if not isinstance(self.max_epochs, (int, np.integer)) or isinstance(self.max_epochs, bool) or self.max_epochs < 0:
+            raise ValueError(f"max_epochs must be an int >= 0 (0: zero-shot); got {self.max_epochs!r}")
+        if self.fill not in FILLS + (MASK,):
+            raise ValueError(f"fill must be one of {FILLS + (MASK,)}; got {self.fill!r}")
+        if not (isinstance(self.val_size, (int, float)) and self.val_size >= 0):
+            raise ValueError(f"val_size must be a fraction in [0, 1) or a number of steps; got {self.val_size!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a number > 0; got {self.learning_rate!r}")
+        self._quantiles()
+
+    def _check_same_series(self, panel: Panel) -> None:
+        if panel.fmt != self.format_ or list(panel.names) != list(self.series_names_):
+            raise ValueError(f"y must hold the series the forecaster was fitted on ({self.format_} format, "
+                             f"{list(self.series_names_)}); got {panel.fmt} format with {list(panel.names)}")
+
+
+def _std(values: np.ndarray) -> float:
+    sd = float(np.nanstd(values))
+    return sd if sd > 0 else 1.0
+
+
+def _nan_metrics(point, future, series_of, scale, names) -> pd.DataFrame:
+    """_metrics over the observed future values only (with fill='mask' the future may hold NaN)."""
+    ok = np.isfinite(future)
+    if ok.all():
+        return _metrics(point, future, series_of, scale, names)
+    err = np.where(ok, point - future, np.nan)
+    scaled = err / scale[series_of, None]
+    rows = {}
+    for i, name in enumerate(names):
+        sel = series_of == i
+        rows[name] = _row(err[sel], scaled[sel])
+    rows["all"] = _row(err, scaled)
+    return pd.DataFrame(rows).T
+
+
+def _row(err, scaled):
+    return {"mse": float(np.nanmean(err ** 2)), "mae": float(np.nanmean(np.abs(err))),
+            "mse_scaled": float(np.nanmean(scaled ** 2)), "mae_scaled": float(np.nanmean(np.abs(scaled)))}
