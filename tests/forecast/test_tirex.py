@@ -250,3 +250,22 @@ def test_fine_tuning_lowers_validation_loss_and_saves(small_ckpt, tmp_path):
     again = TiRexForecaster.load(tmp_path / "tuned.pt")
     pd.testing.assert_frame_equal(again.predict(), f.predict())
     assert again.best_val_loss_ == f.best_val_loss_
+
+
+def test_cli_pretrained_writes_forecast_and_plot(small_ckpt, tmp_path):
+    from xseq.forecast import cli
+
+    y = frame(T=500).rename_axis("date")
+    y.to_csv(tmp_path / "series.csv")
+    out, plot = tmp_path / "f.csv", tmp_path / "f.png"
+    result = cli.main(["--pretrained", str(small_ckpt), "--data", str(tmp_path / "series.csv"), "--horizon", "24",
+                       "--out", str(out), "--plot", str(plot)])
+    assert set(result) == {"TiRex", "seasonal naive"}
+    fc = pd.read_csv(out, index_col=0, parse_dates=True)
+    assert len(fc) == 24 and {"load", "load_q0.1", "load_q0.9"} <= set(fc.columns)
+    assert plot.stat().st_size > 10_000
+    tuned = cli.main(["--pretrained", str(small_ckpt), "--data", str(tmp_path / "series.csv"), "--horizon", "24",
+                      "--finetune", "1", "--out", str(out), "--plot", str(plot)])
+    assert np.isfinite(tuned["TiRex"]).all()
+    with pytest.raises(SystemExit, match="needs --data"):
+        cli.main(["--pretrained", str(small_ckpt)])

@@ -72,8 +72,11 @@ class TiRexBlock(nn.Module):
         self.ffn_up = nn.Linear(d, cfg.ffn_dim, bias=False)
         self.ffn_down = nn.Linear(cfg.ffn_dim, d, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """last_only: the recurrence still reads every token, the feed-forward only the last (B, 1, d)."""
         x = x + self.slstm(self.norm_slstm(x))
+        if last_only:
+            x = x[:, -1:]
         y = self.norm_ffn(x)
         return x + self.ffn_down(F.silu(self.ffn_gate(y)) * self.ffn_up(y))
 
@@ -96,12 +99,14 @@ class TiRexNet(nn.Module):
         for b in self.blocks:
             b.slstm.backend = backend
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """tokens: (B, N, 2P) scaled patch values (NaN set to 0) and their observed mask. Returns every
-        token's forecast of the patch after it, (B, N, Q, P), in scaled units."""
+        token's forecast of the patch after it, (B, N, Q, P), in scaled units; with last_only only the last
+        token's, (B, 1, Q, P), without the work the other tokens' outputs would cost after the last block's
+        recurrence."""
         x = self.embed(tokens)
-        for block in self.blocks:
-            x = block(x)
+        for k, block in enumerate(self.blocks):
+            x = block(x, last_only=last_only and k == len(self.blocks) - 1)
         out = self.head(self.out_norm(x))
         return out.unflatten(-1, (len(self.cfg.quantiles), self.cfg.patch_size))
 
@@ -131,7 +136,7 @@ class TiRexNet(nn.Module):
     def next_patch(self, context: torch.Tensor) -> torch.Tensor:
         """(B, T) context (NaN = missing) -> the next patch's quantiles (B, Q, P) in the data's units."""
         tokens, loc, scale = self.tokenize(self.window(context.float()))
-        out = self(tokens)[:, -1]  # (B, Q, P)
+        out = self(tokens, last_only=True)[:, -1]  # (B, Q, P)
         return out * scale.unsqueeze(-1) + loc.unsqueeze(-1)
 
     def rollout(self, context: torch.Tensor, prediction_length: int) -> torch.Tensor:
