@@ -472,5 +472,6 @@ def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, scale
 
 
 def _row(err, scaled):
-    return {"mse": float((err ** 2).mean()), "mae": float(np.abs(err).mean()),
-            "mse_scaled": float((scaled ** 2).mean()), "mae_scaled": float(np.abs(scaled).mean())}
+    """Means over the entries that were observed (a NaN target, possible with TiRex's fill="mask", is left out)."""
+    return {"mse": float(np.nanmean(err ** 2)), "mae": float(np.nanmean(np.abs(err))),
+            "mse_scaled": float(np.nanmean(scaled ** 2)), "mae_scaled": float(np.nanmean(np.abs(scaled)))}

@@ -100,9 +100,7 @@ class TiRexForecaster(BaseEstimator):
         out = self._columns(self._forecast(contexts))
         future = np.concatenate(futures)
         series_of = np.repeat(np.arange(len(panel.series)), n_windows)
-        observed = np.isfinite(future)
-        point = np.where(observed, out[..., 0], np.nan)
-        metrics = _nan_metrics(point, future, series_of, self.scale_, panel.names)
+        metrics = _metrics(out[..., 0], future, series_of, self.scale_, panel.names)
         frame = None
         if return_forecasts:
             parts = []
@@ -217,23 +215,3 @@ class TiRexForecaster(BaseEstimator):
 def _std(values: np.ndarray) -> float:
     sd = float(np.nanstd(values))
     return sd if sd > 0 else 1.0
-
-
-def _nan_metrics(point, future, series_of, scale, names) -> pd.DataFrame:
-    """_metrics over the observed future values only (with fill='mask' the future may hold NaN)."""
-    ok = np.isfinite(future)
-    if ok.all():
-        return _metrics(point, future, series_of, scale, names)
-    err = np.where(ok, point - future, np.nan)
-    scaled = err / scale[series_of, None]
-    rows = {}
-    for i, name in enumerate(names):
-        sel = series_of == i
-        rows[name] = _row(err[sel], scaled[sel])
-    rows["all"] = _row(err, scaled)
-    return pd.DataFrame(rows).T
-
-
-def _row(err, scaled):
-    return {"mse": float(np.nanmean(err ** 2)), "mae": float(np.nanmean(np.abs(err))),
-            "mse_scaled": float(np.nanmean(scaled ** 2)), "mae_scaled": float(np.nanmean(np.abs(scaled)))}

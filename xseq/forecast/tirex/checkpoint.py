@@ -32,6 +32,19 @@ def _expected_names(cfg: TiRexConfig) -> set[str]:
     return names
 
 
+def _renamed(cfg: TiRexConfig) -> list[tuple[str, str]]:
+    """(xseq name, tirex-ts name) of every tensor that is only renamed (same layout)."""
+    pairs = [(f"{new}.{a}.{p}", f"{old}.{b}.{p}")
+             for new, old in (("embed", "input_patch_embedding"), ("head", "output_patch_embedding"))
+             for a, b in (("hidden", "hidden_layer"), ("out", "output_layer"), ("skip", "residual_layer"))
+             for p in ("weight", "bias")]
+    pairs.append(("out_norm.weight", "out_norm.weight"))
+    per_block = [("norm_slstm.weight", "norm_slstm.weight"), ("norm_ffn.weight", "norm_ffn.weight"),
+                 ("ffn_gate.weight", "ffn.proj_up_gate.weight"), ("ffn_up.weight", "ffn.proj_up.weight"),
+                 ("ffn_down.weight", "ffn.proj_down.weight")]
+    return pairs + [(f"blocks.{i}.{a}", f"blocks.{i}.{b}") for i in range(cfg.num_blocks) for a, b in per_block]
+
+
 def read_checkpoint(path) -> tuple[TiRexConfig, dict]:
     """(config, state dict without the prefix) of a TiRex checkpoint file. Raises ValueError naming the file
     and what is wrong: not a torch file, a file that needs code to load, not a TiRex checkpoint, missing or
@@ -68,19 +81,9 @@ def net_from_state(cfg: TiRexConfig, sd: dict, backend: str = "auto", source: st
     """TiRexNet with the weights of a tirex-ts state dict (names without the prefix)."""
     net = TiRexNet(cfg, backend)
     H, Dh = cfg.num_heads, cfg.head_dim
-    ours = {}
-    for new, old in (("embed", "input_patch_embedding"), ("head", "output_patch_embedding")):
-        for a, b in (("hidden", "hidden_layer"), ("out", "output_layer"), ("skip", "residual_layer")):
-            for p in ("weight", "bias"):
-                ours[f"{new}.{a}.{p}"] = sd[f"{old}.{b}.{p}"]
-    ours["out_norm.weight"] = sd["out_norm.weight"]
+    ours = {a: sd[b] for a, b in _renamed(cfg)}
     for i in range(cfg.num_blocks):
-        o, s = f"blocks.{i}.", f"blocks.{i}."
-        ours[o + "norm_slstm.weight"] = sd[s + "norm_slstm.weight"]
-        ours[o + "norm_ffn.weight"] = sd[s + "norm_ffn.weight"]
-        ours[o + "ffn_gate.weight"] = sd[s + "ffn.proj_up_gate.weight"]
-        ours[o + "ffn_up.weight"] = sd[s + "ffn.proj_up.weight"]
-        ours[o + "ffn_down.weight"] = sd[s + "ffn.proj_down.weight"]
+        o = s = f"blocks.{i}."
         # headwise (H, out, in) -> W[gate, head] as (in, out), gate by the cell's reading order
         W = torch.empty(4, H, Dh, Dh)
         for name, gate in _GATE_OF.items():
@@ -101,19 +104,9 @@ def state_from_net(net: TiRexNet) -> dict:
     """The inverse of net_from_state: tirex-ts's names (without the prefix) and layouts."""
     cfg, H, Dh = net.cfg, net.cfg.num_heads, net.cfg.head_dim
     ours = {k: v.detach().cpu().float() for k, v in net.state_dict().items()}
-    sd = {}
-    for new, old in (("embed", "input_patch_embedding"), ("head", "output_patch_embedding")):
-        for a, b in (("hidden", "hidden_layer"), ("out", "output_layer"), ("skip", "residual_layer")):
-            for p in ("weight", "bias"):
-                sd[f"{old}.{b}.{p}"] = ours[f"{new}.{a}.{p}"]
-    sd["out_norm.weight"] = ours["out_norm.weight"]
+    sd = {b: ours[a] for a, b in _renamed(cfg)}
     for i in range(cfg.num_blocks):
         o = f"blocks.{i}."
-        sd[o + "norm_slstm.weight"] = ours[o + "norm_slstm.weight"]
-        sd[o + "norm_ffn.weight"] = ours[o + "norm_ffn.weight"]
-        sd[o + "ffn.proj_up_gate.weight"] = ours[o + "ffn_gate.weight"]
-        sd[o + "ffn.proj_up.weight"] = ours[o + "ffn_up.weight"]
-        sd[o + "ffn.proj_down.weight"] = ours[o + "ffn_down.weight"]
         for name, gate in _GATE_OF.items():
             sd[f"{o}slstm_layer.{name}.weight"] = ours[o + "slstm.W"][gate].transpose(1, 2).contiguous()
         sd[o + "slstm_layer.slstm_cell._recurrent_kernel_"] = \
