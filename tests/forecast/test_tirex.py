@@ -269,3 +269,18 @@ def test_cli_pretrained_writes_forecast_and_plot(small_ckpt, tmp_path):
     assert np.isfinite(tuned["TiRex"]).all()
     with pytest.raises(SystemExit, match="needs --data"):
         cli.main(["--pretrained", str(small_ckpt)])
+
+
+def test_stream_equals_every_prefix_of_a_2000_step_series(small_ckpt):
+    """All 1,983 prefixes of a 2,000-step series (2 values and more) at once: the stream after observation t against one batched
+    cross_validate whose window ending at t reads the same prefix (1e-5 of the series' std)."""
+    T, H = 2000, 16
+    y = frame(T=T, seed=5)[["load"]]
+    f = TiRexForecaster(small_ckpt, horizon=H, progress_bar=False).fit(y.iloc[:100])
+    stream = f.stream()
+    values = y.to_numpy()
+    outs = np.stack([stream.update(values[t:t + 1]).numpy()[0, 0].copy() for t in range(T - H)])
+    bt = f.cross_validate(y, n_windows=T - H - 1, step=1).forecasts  # origins 2 ... T - H
+    ref = bt["forecast"].to_numpy().reshape(T - H - 1, H)
+    err = np.abs(outs[1:] - ref).max(axis=1) / float(np.std(values))  # outs[t]: the prefix of t + 1 values
+    assert err.max() < 1e-5, (err.argmax(), err.max())
