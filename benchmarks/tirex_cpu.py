@@ -1,5 +1,6 @@
-"""TiRex on CPU: xseq (TiRexNet on xseq's sLSTM op) against tirex-ts eager and tirex-ts compile=True, in one
-process, on the released configuration (35.3M parameters) with random weights written here in tirex-ts's
+"""TiRex on CPU: xseq against tirex-ts eager and tirex-ts compile=True, each through its public forecasting
+call (xseq: `load_tirex(path).forecast(context, 32)` and `TiRexForecaster.predict()` on a DataFrame; tirex-ts:
+`model.forecast(context, prediction_length=32)`), in one process, on the released configuration (35.3M parameters) with random weights written here in tirex-ts's
 checkpoint format (nothing is downloaded; the speed does not depend on the weights). Context 2048, 32 steps
 ahead, batch 1 and 32, 1 and 2 threads; the compile wait is reported apart; then the streaming cost per new
 observation (TiRexForecaster.stream) at step 100 and, on a small configuration, at steps 100 and 10,000.
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _util import timeit  # noqa: E402
 
 from xseq import TiRexForecaster  # noqa: E402
-from xseq.forecast.tirex import TiRexConfig, TiRexNet, save_tirex  # noqa: E402
+from xseq.forecast.tirex import TiRexConfig, TiRexNet, load_tirex, save_tirex  # noqa: E402
 
 
 def random_checkpoint(cfg: TiRexConfig, path: str, seed: int = 0) -> str:
@@ -64,7 +65,12 @@ def main():
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-compile", action="store_true", help="skip tirex-ts compile=True")
+    p.add_argument("--warm-cache", action="store_true",
+                   help="let torch.compile reuse its on-disk cache (default: a fresh cache, so that the compile wait "
+                        "is what a first-time user waits)")
     args = p.parse_args()
+    if not args.warm_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     try:
         from tirex.models.tirex import TiRexZero
     except ImportError:
@@ -74,7 +80,7 @@ def main():
     tmp = tempfile.mkdtemp()
     cfg = TiRexConfig()
     path = random_checkpoint(cfg, os.path.join(tmp, "released.ckpt"))
-    ours = TiRexForecaster(path, horizon=32, progress_bar=False).fit(pd.DataFrame({"y": np.arange(64.0)})).net_
+    ours = load_tirex(path)
     eager = TiRexZero.from_pretrained(path, backend="torch", device="cpu").eval()
     compiled = None
     if not args.no_compile:
@@ -89,23 +95,29 @@ def main():
         torch.set_num_threads(threads)
         for B in args.batches:
             ctx = torch.randn(B, 2048, generator=torch.Generator().manual_seed(B)).cumsum(-1)
+            frame = pd.DataFrame(ctx.numpy().T.astype(np.float64), columns=[f"s{i}" for i in range(B)])
+            estimator = TiRexForecaster(path, horizon=32, batch_size=B, threads=threads, progress_bar=False)
+            estimator.fit(frame)
             t_ours = timeit(lambda: ours.forecast(ctx, 32), repeats=args.repeats)
-            t_eager = timeit(lambda: eager._forecast_quantiles(ctx, prediction_length=32), repeats=args.repeats)
+            t_pred = timeit(estimator.predict, repeats=args.repeats)
+            t_eager = timeit(lambda: eager.forecast(ctx, prediction_length=32), repeats=args.repeats)
             t_comp = wait = float("nan")
             if compiled is not None:
                 t0 = time.perf_counter()
-                compiled._forecast_quantiles(ctx, prediction_length=32)
+                compiled.forecast(ctx, prediction_length=32)
                 wait = time.perf_counter() - t0
-                t_comp = timeit(lambda: compiled._forecast_quantiles(ctx, prediction_length=32),
-                                repeats=args.repeats)
-            rows.append((threads, B, t_ours, t_eager, t_comp, wait))
-            print(f"threads={threads} batch={B:3d}: xseq {t_ours:7.3f} s   tirex-ts eager {t_eager:7.3f} s "
+                t_comp = timeit(lambda: compiled.forecast(ctx, prediction_length=32), repeats=args.repeats)
+            rows.append((threads, B, t_ours, t_pred, t_eager, t_comp, wait))
+            print(f"threads={threads} batch={B:3d}: xseq {t_ours:7.3f} s (predict() {t_pred:7.3f} s)   "
+                  f"tirex-ts eager {t_eager:7.3f} s "
                   f"({t_eager / t_ours:4.1f}x)   compile=True {t_comp:7.3f} s ({t_comp / t_ours:4.1f}x, first call "
                   f"{wait:5.1f} s)", flush=True)
 
-    print("\n  threads  batch   xseq (s)   eager (s)  compiled (s)  xseq vs eager  xseq vs compiled  compile wait (s)")
-    for threads, B, a, e, c, w in rows:
-        print(f"  {threads:7d} {B:6d} {a:10.3f} {e:11.3f} {c:13.3f} {e / a:13.1f}x {c / a:16.1f}x {w:17.1f}")
+    print("\n  threads  batch   xseq (s)  predict() (s)  eager (s)  compiled (s)  xseq vs eager  xseq vs compiled"
+          "  predict() vs eager  compile wait (s)")
+    for threads, B, a, pr, e, c, w in rows:
+        print(f"  {threads:7d} {B:6d} {a:10.3f} {pr:14.3f} {e:10.3f} {c:13.3f} {e / a:13.1f}x {c / a:16.1f}x "
+              f"{e / pr:18.1f}x {w:17.1f}")
     s = stream_cost(path, [100], threads=1)
     print(f"\nstream (TiRexForecaster.stream, 1 series, 32 ahead, 1 thread): {s[100] * 1e3:.1f} ms per new "
           f"observation at step 100; every update reads the fixed 2048-value window, so the cost does not grow")

@@ -285,3 +285,15 @@ def test_refit_trains_again_on_every_window_with_the_selection(learning_rate):
     else:
         assert once.best_epoch_ >= 0 and again.n_epochs_ == once.best_epoch_ + 1
     assert not np.allclose(once.predict()["y"], again.predict()["y"])
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(min_context=0), "min_context"), (dict(min_context=25), "min_context"), (dict(sampling="uniform"), "sampling"),
+    (dict(scaling="minmax"), "scaling"), (dict(loss="pinball"), "pass quantiles"), (dict(season=0), "season"),
+    (dict(max_train_windows=-5), "max_train_windows"), (dict(hist_exog="x"), "hist_exog"),
+    (dict(gradient_clip_val=0), "gradient_clip_val"), (dict(refit="yes"), "refit"), (dict(deep=1), "deep"),
+    (dict(deep=False, quantiles=[0.1]), "quantiles need deep"), (dict(devices=2, batch_size=63), "divisible"),
+])
+def test_bad_global_params_are_named(params, match):
+    with pytest.raises(ValueError, match=match):
+        XLSTMForecaster(6, 24, **{**TINY, **params}).fit(long_panel([150, 180]))

@@ -61,6 +61,8 @@ def test_smape_and_mase_follow_the_competition_definitions():
     # forecast MAE 15; in-sample naive MAE with period 2: (1 + 3) / 2, with period 1: (2 + 1 + 4) / 3
     np.testing.assert_allclose(mase(hist, y[:1], f[:1], 2), [15 / 2])
     np.testing.assert_allclose(mase(hist, y[:1], f[:1], 1), [15 / (7 / 3)])
+    with pytest.raises(ValueError, match=r"undefined for series \[0\]"):
+        mase([np.full(5, 3.0)], y[:1], f[:1], 1)
 
 
 def test_naive2_deseasonalises_only_seasonal_series():

@@ -4,9 +4,11 @@ batch of mixed lengths; and the checkpoint reader's errors."""
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from xseq import TiRexForecaster
 from xseq.forecast.tirex import TiRexConfig, load_tirex, read_checkpoint, save_tirex
 
 tirex_ts = pytest.importorskip("tirex.models.tirex", reason="tirex-ts (the test extra) is not installed")
@@ -166,10 +168,6 @@ def test_bad_checkpoints_are_named(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- the estimator
-import pandas as pd  # noqa: E402
-
-from xseq import TiRexForecaster  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory):
@@ -216,7 +214,8 @@ def test_missing_values_are_masked_only_when_asked(small_ckpt):
 
 
 @pytest.mark.parametrize("params,match", [(dict(horizon=0), "horizon"), (dict(quantiles=[0.15]), "not among"),
-                                          (dict(fill="bfill"), "fill"), (dict(max_epochs=-1), "max_epochs")])
+                                          (dict(fill="bfill"), "fill"), (dict(max_epochs=-1), "max_epochs"),
+                                          (dict(max_train_windows=0), "max_train_windows")])
 def test_bad_parameters_are_named(small_ckpt, params, match):
     with pytest.raises(ValueError, match=match):
         TiRexForecaster(small_ckpt, **{"horizon": 8, **params}).fit(frame())

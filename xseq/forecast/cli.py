@@ -129,7 +129,7 @@ def run_pretrained(args, y: pd.DataFrame, name: str, horizon: int, season: int, 
     n_windows = max(1, (test - horizon) // horizon + 1)
     f = model.cross_validate(y, n_windows=n_windows, step=horizon).forecasts
     naive_err = []
-    for s in read_panel(y, fill=args.fill if args.fill else None).series:
+    for s in read_panel(y, fill=args.fill).series:
         origins = len(s.values) - horizon - horizon * np.arange(n_windows - 1, -1, -1)
         past = s.values[origins[:, None] + np.arange(-season, 0)]
         future = s.values[origins[:, None] + np.arange(horizon)]

@@ -105,13 +105,13 @@ class XLSTMForecaster(BaseEstimator):
             covariates=[s.covariates for s in panel.series] if panel.cov_names else None)
         lay = lay_of([self._n_val(T) for T in lengths])
         with self._torch_settings():
-            self.train_time_ = 0.0
-            net, steps = self._train(lay, len(lengths))
+            net, steps, self.ridge_, self.train_time_ = self._train(lay, len(lengths))
             if self.refit and len(lay.val):
                 # the selection is made; now the same recipe on every window, the validation part included
                 lay = lay_of([0] * len(lengths))
                 epochs = self.best_epoch_ + 1 if self.best_epoch_ >= 0 else 0
-                net, steps = self._train(lay, len(lengths), ridge=self.ridge_, epochs=epochs)
+                net, steps, _, seconds = self._train(lay, len(lengths), ridge=self.ridge_, epochs=epochs)
+                self.train_time_ += seconds
             if self._quantiles() and self.loss != "pinball":
                 self._fit_quantiles(net, lay, steps)
         self.shift_, self.scale_, self.mase_scale_ = lay.shift, lay.scale, lay.mase_scale
@@ -122,8 +122,9 @@ class XLSTMForecaster(BaseEstimator):
         return self
 
     def _train(self, lay, n_series: int, ridge=None, epochs: int | None = None):
-        """Seed, fit the linear path in closed form, train the network (keeping its best weights on the
-        validation windows, if any). Returns (net, steps per epoch)."""
+        """Seed, fit the linear path in closed form (penalty `ridge`, default the estimator's), train the network
+        (keeping its best weights on the validation windows, if any). Returns (net, steps per epoch, the
+        penalty used, training seconds)."""
         train, val = lay.train, lay.val
         L.seed_everything(self.seed, verbose=False)
         W, chosen = ridge_init(lay.data, train, val, self.ridge if ridge is None else ridge, self.lookback,
@@ -133,29 +134,26 @@ class XLSTMForecaster(BaseEstimator):
         steps = steps_per_epoch(len(train), self.batch_size, self.sampling, self.max_train_windows)
         epochs = self.max_epochs if epochs is None else epochs
         if epochs == 0:
-            return net, steps
+            return net, steps, chosen, 0.0
         module = self._module(net, lay, steps, epochs)
         callbacks = []
         if len(val):
-            self.ridge_ = chosen
             self.initial_val_loss_, self.initial_val_mse_ = evaluate(module, val)
             keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
             callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
-        else:
-            self.ridge_ = chosen if ridge is None else self.ridge_
         if self.checkpoint_dir:
             callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir,
                                                                  monitor="val_loss" if len(val) else None))
         trainer = make_trainer(self, epochs, callbacks, validate=bool(len(val)))
         t0 = time.perf_counter()
         trainer.fit(module)
-        self.train_time_ = time.perf_counter() - t0 + (self.train_time_ if ridge is not None else 0.0)
+        seconds = time.perf_counter() - t0
         if len(val):
             net.load_state_dict(keep.best_state)
             self.best_val_loss_, self.best_epoch_ = keep.best_score, keep.best_epoch
             self.best_val_mse_ = evaluate(module, val)[1]
         self.n_epochs_ = trainer.current_epoch
-        return net, steps
+        return net, steps, chosen, seconds
 
     def _module(self, net, lay, steps: int, epochs: int, quantile_stage: bool = False) -> ForecastModule:
         return ForecastModule(net, lay.data, loss=self.loss, learning_rate=self.learning_rate,
@@ -315,6 +313,9 @@ class XLSTMForecaster(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
+        mtw = self.max_train_windows
+        if mtw is not None and (not isinstance(mtw, (int, np.integer)) or isinstance(mtw, bool) or mtw < 1):
+            raise ValueError(f"max_train_windows must be None (every window) or a positive int; got {mtw!r}")
         if not isinstance(self.cross_series, int) or self.cross_series < 0:
             raise ValueError(f"cross_series must be an int >= 0; got {self.cross_series!r}")
         if self.head not in ("flatten", "last"):

@@ -19,7 +19,11 @@ def smape(y: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 def mase(histories: list[np.ndarray], y: np.ndarray, f: np.ndarray, season: int) -> np.ndarray:
     """Per series: MAE of f scaled by the in-sample seasonal naive MAE of its history (period `season`)."""
-    scale = np.array([np.abs(h[season:] - h[:-season]).mean() for h in histories])
+    scale = np.array([np.abs(h[season:] - h[:-season]).mean() if len(h) > season else np.nan for h in histories])
+    bad = np.flatnonzero(~(scale > 0))
+    if len(bad):
+        raise ValueError(f"MASE is undefined for series {bad[:5].tolist()} (by position): their history has no "
+                         f"non-zero change over the season ({season}) or is not longer than it")
     return np.abs(y - f).mean(axis=1) / scale
 
 

@@ -172,11 +172,14 @@ class TiRexForecaster(BaseEstimator):
                 outs.append(self.net_.forecast(torch.as_tensor(batch, dtype=torch.float32), self.horizon))
         return torch.cat(outs).double().numpy()
 
-    def _columns(self, out: np.ndarray) -> np.ndarray:
+    def _columns(self, out):
         """(N, H, Q) model quantiles -> (N, H, 1 + q): the median, then the asked levels."""
+        return out[..., self.output_indices()]
+
+    def output_indices(self) -> list[int]:
+        """Indices into the checkpoint's quantile levels of the median and then each asked level."""
         levels = np.array(self.config_.quantiles)
-        idx = [int(np.abs(levels - q).argmin()) for q in (0.5, *self._quantiles())]
-        return out[..., idx]
+        return [int(np.abs(levels - q).argmin()) for q in (0.5, *self._quantiles())]
 
     def _quantiles(self) -> tuple[float, ...]:
         if self.quantiles is None:
@@ -198,6 +201,11 @@ class TiRexForecaster(BaseEstimator):
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         if not isinstance(self.max_epochs, (int, np.integer)) or isinstance(self.max_epochs, bool) or self.max_epochs < 0:
             raise ValueError(f"max_epochs must be an int >= 0 (0: zero-shot); got {self.max_epochs!r}")
+        mtw = self.max_train_windows
+        if mtw is not None and (not isinstance(mtw, (int, np.integer)) or isinstance(mtw, bool) or mtw < 1):
+            raise ValueError(f"max_train_windows must be None (every window) or a positive int; got {mtw!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a number >= 0; got {self.weight_decay!r}")
         if self.fill not in FILLS + (MASK,):
             raise ValueError(f"fill must be one of {FILLS + (MASK,)}; got {self.fill!r}")
         if not (isinstance(self.val_size, (int, float)) and self.val_size >= 0):

@@ -18,6 +18,7 @@ class TiRexCore:
         self.name = "TiRexForecaster"
         self.n_features = len(forecaster.series_names_)
         self.net = forecaster.net_.to(device)
+        self.columns = forecaster.output_indices()  # the median, then the asked quantile levels
 
     def init(self, batch_size: int, device):
         C = self.f.config_.context_length
@@ -33,10 +34,8 @@ class TiRexCore:
         seen = torch.arange(C, device=x.device) >= (C - filled)[:, None]            # (B, C)
         context = torch.where(seen[:, None, :], buffer, torch.full_like(buffer, float("nan")))
         out = self.net.forecast(context.reshape(B * S, C).float(), f.horizon).double()  # (B*S, H, Q)
-        levels = torch.tensor(f.config_.quantiles, dtype=torch.float64)
-        idx = [int((levels - q).abs().argmin()) for q in (0.5, *f._quantiles())]
-        out = out[..., idx].view(B, S, f.horizon, len(idx))
-        if len(idx) == 1:
+        out = out[..., self.columns].view(B, S, f.horizon, len(self.columns))
+        if len(self.columns) == 1:
             out = out.squeeze(-1)
         return out, TensorDict({"buffer": buffer, "filled": filled}, batch_size=[B], device=x.device)
 
