@@ -35,7 +35,7 @@ pids=()
 for stem in slstm mlstm; do
   timeout 200 python3 -c "
 import time; t = time.perf_counter()
-from xseq.ops import _cuda_ext; _cuda_ext.load('$stem')
+from xseq.ops import cuda_ext; cuda_ext.load('$stem')
 print('xseq $stem built in %.0f s' % (time.perf_counter() - t))" >"$OUT/build_$stem.log" 2>&1 &
   pids+=($!)
 done

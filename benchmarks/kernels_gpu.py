@@ -27,7 +27,7 @@ import traceback
 import torch
 
 from xseq import ops
-from xseq.ops import _cuda_ext
+from xseq.ops import cuda_ext
 
 
 def cuda_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -56,7 +56,7 @@ def fwd_bwd(run, leaves):
 
 
 def ours(B, T, d, H, dtype):
-    _cuda_ext.load("slstm")  # raises where the build fails, rather than timing the fallback
+    cuda_ext.load("slstm")  # raises where the build fails, rather than timing the fallback
     gx = torch.randn(B, T, 4, H, d // H, device="cuda", dtype=dtype, requires_grad=True)
     R = (torch.randn(4, H, d // H, d // H, device="cuda") / (d // H) ** 0.5).to(dtype).requires_grad_()
 
@@ -144,7 +144,7 @@ def main():
     for stem in ("slstm", "mlstm"):
         t0 = time.perf_counter()
         try:
-            _cuda_ext.load(stem)
+            cuda_ext.load(stem)
             print(f"xseq {stem} extension loaded in {time.perf_counter() - t0:.1f} s")
         except Exception as e:  # its rows then report the failure
             print(f"xseq {stem} extension FAILED to build: {type(e).__name__}: {str(e)[-400:]}")
@@ -210,7 +210,7 @@ def slstm_sequences(args):
             try:
                 run, leaves = make(args.B, args.T, d, 4, dtype)
                 if make is ours_split:
-                    split = _cuda_ext.load("slstm")
+                    split = cuda_ext.load("slstm")
                     split.split_barrier(True)
                 with torch.no_grad():
                     f = cuda_time(run, repeats, warmup)
@@ -233,7 +233,7 @@ def slstm_sequences(args):
 
 def mlstm_step():
     try:
-        _cuda_ext.load("mlstm")
+        cuda_ext.load("mlstm")
     except Exception as e:
         print(f"\nmLSTM step: xseq mlstm extension failed to build ({type(e).__name__}); not timed")
         return
@@ -284,7 +284,7 @@ def time_mlstm(name, B, H, T, D, repeats):
     args_ = leaves + gates
     ext = None
     if name in (OURS, OURS_2L):
-        ext = _cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
+        ext = cuda_ext.load("mlstm")  # raises where the build fails, rather than timing the fallback
 
         def run():
             return ops.mlstm(*leaves, *gates, backend="cuda")[0]
@@ -314,7 +314,7 @@ def time_mlstm(name, B, H, T, D, repeats):
     finally:
         if ext is not None:
             ext.two_level_states(False)
-        del leaves, gates, args_
+        leaves = gates = args_ = None  # free the device memory before the next configuration
         torch.cuda.empty_cache()
     return f, fb
 

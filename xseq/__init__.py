@@ -3,7 +3,7 @@ from . import ops
 from .classify import XLSTMClassifier
 from .forecast import ForecastEnsemble, TiRexForecaster, XLSTMForecaster
 from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
-from .stream import Stream
+from .nn.stream import Stream
 
 __version__ = "0.1.0"
 

@@ -15,8 +15,8 @@ void check(const torch::Tensor& x, const char* name, torch::ScalarType dtype) {
 
 // q, k (B, H, Dqk), v (B, H, Dv), igate, fgate (B, H) float32 or bfloat16, k unscaled; C, n, m float32, left
 // unchanged. Returns h (B, H, Dv) in v's dtype and the new C, n, m.
-std::vector<torch::Tensor> step(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate, torch::Tensor fgate,
-                   torch::Tensor C, torch::Tensor n, torch::Tensor m) {
+std::vector<torch::Tensor> step(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
+                                torch::Tensor fgate, torch::Tensor C, torch::Tensor n, torch::Tensor m) {
   const auto dt = v.scalar_type();
   TORCH_CHECK(dt == torch::kFloat32 || dt == torch::kBFloat16, "v must be float32 or bfloat16; got ", dt);
   check(q, "q", dt);
@@ -34,11 +34,25 @@ std::vector<torch::Tensor> step(torch::Tensor q, torch::Tensor k, torch::Tensor 
   const c10::cuda::CUDAGuard guard(q.device());
   auto h = torch::empty({B, H, Dv}, v.options());
   auto C_out = torch::empty_like(C), n_out = torch::empty_like(n), m_out = torch::empty_like(m);
-  const cudaError_t err = xseq::mlstm_step_forward(
-      dt == torch::kFloat32 ? xseq::MDType::f32 : xseq::MDType::bf16, q.data_ptr(), k.data_ptr(), v.data_ptr(),
-      igate.data_ptr(), fgate.data_ptr(), C.data_ptr<float>(), n.data_ptr<float>(), m.data_ptr<float>(),
-      C_out.data_ptr<float>(), n_out.data_ptr<float>(), m_out.data_ptr<float>(), h.data_ptr(), (int)B, (int)H,
-      (int)Dqk, (int)Dv, c10::cuda::getCurrentCUDAStream().stream());
+  xseq::MLSTMStepParams p{};
+  p.dt = dt == torch::kFloat32 ? xseq::MDType::f32 : xseq::MDType::bf16;
+  p.B = (int)B;
+  p.H = (int)H;
+  p.Dqk = (int)Dqk;
+  p.Dv = (int)Dv;
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.igate = igate.data_ptr();
+  p.fgate = fgate.data_ptr();
+  p.C = C.data_ptr<float>();
+  p.n = n.data_ptr<float>();
+  p.m = m.data_ptr<float>();
+  p.C_out = C_out.data_ptr<float>();
+  p.n_out = n_out.data_ptr<float>();
+  p.m_out = m_out.data_ptr<float>();
+  p.h = h.data_ptr();
+  const cudaError_t err = xseq::mlstm_step_forward(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA step: ", cudaGetErrorString(err));
   return {h, C_out, n_out, m_out};
 }
@@ -52,13 +66,44 @@ xseq::MDType mdtype(const torch::Tensor& v) {
 float* f32(torch::Tensor& x) { return x.data_ptr<float>(); }
 const float* cf32(const torch::Tensor& x) { return x.data_ptr<float>(); }
 
+// The fields every chunkwise launcher takes: dtype, sizes (k (B, H, T, Dqk), v (B, H, T, Dv)) and the inputs of
+// the chunk recurrence.
+void fill_base(xseq::MLSTMChunkParamsBase& p, const torch::Tensor& k, const torch::Tensor& v,
+               const torch::Tensor& igate, const torch::Tensor& fgate) {
+  p.dt = mdtype(v);
+  p.B = (int)k.size(0);
+  p.H = (int)k.size(1);
+  p.T = (int)k.size(2);
+  p.Dqk = (int)k.size(3);
+  p.Dv = (int)v.size(3);
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.igate = igate.data_ptr();
+  p.fgate = fgate.data_ptr();
+}
+
+// The chunk recurrence's state fields: C overwritten with the final C, n and m read only, the final n and m,
+// and the states entering each chunk.
+void fill_states(xseq::MLSTMChunkStatesParams& p, torch::Tensor& C, const torch::Tensor& n, const torch::Tensor& m,
+                 torch::Tensor& n_out, torch::Tensor& m_out, torch::Tensor& Cin, torch::Tensor& nin,
+                 torch::Tensor& m_in) {
+  p.C = f32(C);
+  p.n = cf32(n);
+  p.m = cf32(m);
+  p.n_out = f32(n_out);
+  p.m_out = f32(m_out);
+  p.Cin = f32(Cin);
+  p.nin = f32(nin);
+  p.min = f32(m_in);
+}
+
 // Chunkwise forward. q, k (B, H, T, Dqk) (k unscaled), v (B, H, T, Dv), igate, fgate (B, H, T) of one dtype;
 // C (B, H, Dqk, Dv) float32, overwritten with the final C; n, m float32 (read only); simt: bfloat16 without tensor
 // cores. Returns h, the final n and m, and the saved Cin, nin, min, mrow, den.
 std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor igate,
                                          torch::Tensor fgate, torch::Tensor C, torch::Tensor n, torch::Tensor m,
                                          bool simt) {
-  const auto dt = mdtype(v);
+  mdtype(v);  // float32 or bfloat16
   for (auto* x : {&q, &k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
   for (auto* x : {&C, &n, &m}) check(*x, "state", torch::kFloat32);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dqk = q.size(3), Dv = v.size(3);
@@ -69,11 +114,15 @@ std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch
   auto n_out = torch::empty_like(n), m_out = torch::empty_like(m);
   auto Cin = torch::empty({B, H, NC, Dqk, Dv}, o), nin = torch::empty({B, H, NC, Dqk}, o);
   auto m_in = torch::empty({B, H, NC}, o), mrow = torch::empty({B, H, T}, o), den = torch::empty({B, H, T}, o);
-  const xseq::MLSTMChunkFwd a{q.data_ptr(), k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(),
-                              f32(C), cf32(n), cf32(m), f32(n_out), f32(m_out), f32(Cin), f32(nin), f32(m_in),
-                              h.data_ptr(), f32(mrow), f32(den), simt};
-  const cudaError_t err = xseq::mlstm_chunk_forward(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
-                                                    c10::cuda::getCurrentCUDAStream().stream());
+  xseq::MLSTMChunkForwardParams p{};
+  fill_base(p, k, v, igate, fgate);
+  fill_states(p, C, n, m, n_out, m_out, Cin, nin, m_in);
+  p.q = q.data_ptr();
+  p.h = h.data_ptr();
+  p.mrow = f32(mrow);
+  p.den = f32(den);
+  p.simt = simt;
+  const cudaError_t err = xseq::mlstm_chunk_forward(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunkwise forward: ", cudaGetErrorString(err));
   return {h, n_out, m_out, Cin, nin, m_in, mrow, den};
 }
@@ -82,7 +131,7 @@ std::vector<torch::Tensor> chunk_forward(torch::Tensor q, torch::Tensor k, torch
 // chunk_forward; C overwritten with the final C; n, m read only. Returns the final n and m, and Cin, nin, min.
 std::vector<torch::Tensor> chunk_states(torch::Tensor k, torch::Tensor v, torch::Tensor igate, torch::Tensor fgate,
                                         torch::Tensor C, torch::Tensor n, torch::Tensor m) {
-  const auto dt = mdtype(v);
+  mdtype(v);  // float32 or bfloat16
   for (auto* x : {&k, &v, &igate, &fgate}) check(*x, "input", v.scalar_type());
   for (auto* x : {&C, &n, &m}) check(*x, "state", torch::kFloat32);
   const int64_t B = k.size(0), H = k.size(1), T = k.size(2), Dqk = k.size(3), Dv = v.size(3);
@@ -92,10 +141,10 @@ std::vector<torch::Tensor> chunk_states(torch::Tensor k, torch::Tensor v, torch:
   auto n_out = torch::empty_like(n), m_out = torch::empty_like(m);
   auto Cin = torch::empty({B, H, NC, Dqk, Dv}, o), nin = torch::empty({B, H, NC, Dqk}, o);
   auto m_in = torch::empty({B, H, NC}, o);
-  const xseq::MLSTMChunkStates a{k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(), f32(C), cf32(n),
-                                 cf32(m), f32(n_out), f32(m_out), f32(Cin), f32(nin), f32(m_in)};
-  const cudaError_t err = xseq::mlstm_chunk_states(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
-                                                   c10::cuda::getCurrentCUDAStream().stream());
+  xseq::MLSTMChunkStatesParams p{};
+  fill_base(p, k, v, igate, fgate);
+  fill_states(p, C, n, m, n_out, m_out, Cin, nin, m_in);
+  const cudaError_t err = xseq::mlstm_chunk_states(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunk states: ", cudaGetErrorString(err));
   return {n_out, m_out, Cin, nin, m_in};
 }
@@ -120,12 +169,28 @@ std::vector<torch::Tensor> chunk_backward(torch::Tensor q, torch::Tensor k, torc
   const bool tc = xseq::mlstm_chunk_bwd_tc(dt, (int)Dqk, (int)Dv);  // bfloat16 copies of the states
   auto CinB = tc ? torch::empty(Cin.sizes(), o.dtype(torch::kBFloat16)) : torch::empty({0}, o);
   auto dCsB = tc ? torch::empty(Cin.sizes(), o.dtype(torch::kBFloat16)) : torch::empty({0}, o);
-  const xseq::MLSTMChunkBwd a{q.data_ptr(), k.data_ptr(), v.data_ptr(), igate.data_ptr(), fgate.data_ptr(),
-                              cf32(dh), f32(ddot), cf32(mrow), cf32(den), cf32(Cin), cf32(nin), cf32(m_in),
-                              cf32(m_last), f32(dC), f32(dn), f32(dCs), f32(dns), f32(dq), f32(dk), f32(dv),
-                              tc ? CinB.data_ptr() : nullptr, tc ? dCsB.data_ptr() : nullptr, simt};
-  const cudaError_t err = xseq::mlstm_chunk_backward(dt, a, (int)B, (int)H, (int)T, (int)Dqk, (int)Dv,
-                                                     c10::cuda::getCurrentCUDAStream().stream());
+  xseq::MLSTMChunkBackwardParams p{};
+  fill_base(p, k, v, igate, fgate);
+  p.q = q.data_ptr();
+  p.dh = cf32(dh);
+  p.ddot = f32(ddot);
+  p.mrow = cf32(mrow);
+  p.den = cf32(den);
+  p.Cin = cf32(Cin);
+  p.nin = cf32(nin);
+  p.min = cf32(m_in);
+  p.m_last = cf32(m_last);
+  p.dC = f32(dC);
+  p.dn = f32(dn);
+  p.dCs = f32(dCs);
+  p.dns = f32(dns);
+  p.dq = f32(dq);
+  p.dk = f32(dk);
+  p.dv = f32(dv);
+  p.CinB = tc ? CinB.data_ptr() : nullptr;
+  p.dCsB = tc ? dCsB.data_ptr() : nullptr;
+  p.simt = simt;
+  const cudaError_t err = xseq::mlstm_chunk_backward(p, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "xseq mLSTM CUDA chunkwise backward: ", cudaGetErrorString(err));
   return {dq, dk, dv};
 }

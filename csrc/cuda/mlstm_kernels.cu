@@ -74,26 +74,24 @@ mlstm_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __r
   if (threadIdx.x == 0) m_out[row] = m_new;
 }
 
+template <typename T>
+void launch_step(const MLSTMStepParams& p, size_t bytes, cudaStream_t stream) {
+  XSEQ_LAUNCH(mlstm_step_kernel<T>, dim3(p.B * p.H), dim3(kThreads), bytes, stream)(
+      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v),
+      static_cast<const T*>(p.igate), static_cast<const T*>(p.fgate), p.C, p.n, p.m, p.C_out, p.n_out, p.m_out,
+      static_cast<T*>(p.h), p.Dqk, p.Dv);
+}
+
 }  // namespace
 
-cudaError_t mlstm_step_forward(MDType dt, const void* q, const void* k, const void* v, const void* igate,
-                               const void* fgate, const float* C, const float* n, const float* m, float* C_out,
-                               float* n_out, float* m_out, void* h, int B, int H, int Dqk, int Dv,
-                               cudaStream_t stream) {
-  if (B < 1 || H < 1 || Dqk < 1 || Dv < 1) return cudaErrorInvalidValue;
-  const size_t bytes = (2 * (size_t)Dqk + 32) * sizeof(float);
+cudaError_t mlstm_step_forward(const MLSTMStepParams& params, cudaStream_t stream) {
+  if (params.B < 1 || params.H < 1 || params.Dqk < 1 || params.Dv < 1) return cudaErrorInvalidValue;
+  const size_t bytes = (2 * (size_t)params.Dqk + 32) * sizeof(float);
   if (bytes > 48 * 1024) return cudaErrorInvalidValue;  // Dqk up to 6,000
-  const dim3 grid(B * H), block(kThreads);
-  if (dt == MDType::f32) {
-    XSEQ_LAUNCH(mlstm_step_kernel<float>, grid, block, bytes, stream)(
-        static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
-        static_cast<const float*>(igate), static_cast<const float*>(fgate), C, n, m, C_out, n_out, m_out,
-        static_cast<float*>(h), Dqk, Dv);
+  if (params.dt == MDType::f32) {
+    launch_step<float>(params, bytes, stream);
   } else {
-    using bf = __nv_bfloat16;
-    XSEQ_LAUNCH(mlstm_step_kernel<bf>, grid, block, bytes, stream)(
-        static_cast<const bf*>(q), static_cast<const bf*>(k), static_cast<const bf*>(v), static_cast<const bf*>(igate),
-        static_cast<const bf*>(fgate), C, n, m, C_out, n_out, m_out, static_cast<bf*>(h), Dqk, Dv);
+    launch_step<__nv_bfloat16>(params, bytes, stream);
   }
   return cudaGetLastError();
 }

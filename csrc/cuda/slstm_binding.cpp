@@ -1,5 +1,5 @@
 // Torch binding of the fused sLSTM kernels (slstm_kernels.cu): tensor checks, allocation and the current
-// CUDA stream. The autograd wiring lives in xseq/ops/slstm_cuda.py.
+// CUDA stream. The autograd wiring lives in xseq/ops/slstm/cuda.py.
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
@@ -42,13 +42,26 @@ std::vector<torch::Tensor> forward(torch::Tensor gx, torch::Tensor R, torch::Ten
   } else {
     gates = cs = ns = hprev = torch::empty({0}, f32);
   }
-  ok(xseq::slstm_forward(dt == torch::kFloat32 ? xseq::DType::f32 : xseq::DType::bf16, gx.data_ptr(), R.data_ptr(),
-                         c.data_ptr<float>(), n.data_ptr<float>(), m.data_ptr<float>(), h.data_ptr<float>(),
-                         hout.data_ptr(), keep ? gates.data_ptr<float>() : nullptr,
-                         keep ? cs.data_ptr<float>() : nullptr, keep ? ns.data_ptr<float>() : nullptr,
-                         keep ? hprev.data_ptr<float>() : nullptr, (int)B, (int)T, (int)H, (int)Dh, exp_forget,
-                         keep, c10::cuda::getCurrentCUDAStream().stream()),
-     "forward");
+  xseq::SLSTMForwardParams p{};
+  p.dt = dt == torch::kFloat32 ? xseq::DType::f32 : xseq::DType::bf16;
+  p.B = (int)B;
+  p.T = (int)T;
+  p.H = (int)H;
+  p.Dh = (int)Dh;
+  p.gx = gx.data_ptr();
+  p.R = R.data_ptr();
+  p.c = c.data_ptr<float>();
+  p.n = n.data_ptr<float>();
+  p.m = m.data_ptr<float>();
+  p.h = h.data_ptr<float>();
+  p.hout = hout.data_ptr();
+  p.gates = keep ? gates.data_ptr<float>() : nullptr;
+  p.cs = keep ? cs.data_ptr<float>() : nullptr;
+  p.ns = keep ? ns.data_ptr<float>() : nullptr;
+  p.hprev = keep ? hprev.data_ptr<float>() : nullptr;
+  p.exp_forget = exp_forget;
+  p.keep = keep;
+  ok(xseq::slstm_forward(p, c10::cuda::getCurrentCUDAStream().stream()), "forward");
   return {hout, gates, cs, ns, hprev};
 }
 
@@ -65,11 +78,23 @@ std::vector<torch::Tensor> backward(torch::Tensor RT, torch::Tensor dh_out, torc
   const c10::cuda::CUDAGuard guard(dh_out.device());
   auto dpre = torch::empty({B, T, 4, H, Dh}, dh_out.options());
   auto dlogf0 = torch::empty({B, H, Dh}, dh_out.options());
-  ok(xseq::slstm_backward(RT.data_ptr<float>(), dh_out.data_ptr<float>(), dc.data_ptr<float>(), dn.data_ptr<float>(),
-                          dh.data_ptr<float>(), gates.data_ptr<float>(), cs.data_ptr<float>(), ns.data_ptr<float>(),
-                          dpre.data_ptr<float>(), dlogf0.data_ptr<float>(), (int)B, (int)T, (int)H, (int)Dh,
-                          (float)clip, c10::cuda::getCurrentCUDAStream().stream()),
-     "backward");
+  xseq::SLSTMBackwardParams p{};
+  p.B = (int)B;
+  p.T = (int)T;
+  p.H = (int)H;
+  p.Dh = (int)Dh;
+  p.RT = RT.data_ptr<float>();
+  p.dh_out = dh_out.data_ptr<float>();
+  p.dc = dc.data_ptr<float>();
+  p.dn = dn.data_ptr<float>();
+  p.dh = dh.data_ptr<float>();
+  p.gates = gates.data_ptr<float>();
+  p.cs = cs.data_ptr<float>();
+  p.ns = ns.data_ptr<float>();
+  p.dpre = dpre.data_ptr<float>();
+  p.dlogf0 = dlogf0.data_ptr<float>();
+  p.clip = (float)clip;
+  ok(xseq::slstm_backward(p, c10::cuda::getCurrentCUDAStream().stream()), "backward");
   return {dpre, dlogf0};
 }
 

@@ -3,11 +3,11 @@
 // Two layouts. On compute capability 9.0 and above, thread-block clusters split each head's units across up to
 // 8 blocks that keep their slice of R on chip and exchange h (backward: the pre-activation gradients) through
 // distributed shared memory every step (the cluster kernels below). Elsewhere, and where slstm_use_clusters
-// (false) asks for it: heads never mix (R is block-diagonal), so one thread block owns one head and a tile of up to kTile batch
-// rows for all T steps: thread j of the 4 * Dh threads computes gate row j (gate g = j / Dh, unit e = j % Dh)
-// of pre = gx + R h_{t-1} (eqs 31-34) for every row of the tile; then the block applies the stabilised cell
-// (eqs 46-50) unit by unit, keeping c, n, m in registers between steps. R is read from shared memory when
-// this head's block of it fits there, else through the read-only cache.
+// (false) asks for it: heads never mix (R is block-diagonal), so one thread block owns one head and a tile of up
+// to kTile batch rows for all T steps: thread j of the 4 * Dh threads computes gate row j (gate g = j / Dh,
+// unit e = j % Dh) of pre = gx + R h_{t-1} (eqs 31-34) for every row of the tile; then the block applies the
+// stabilised cell (eqs 46-50) unit by unit, keeping c, n, m in registers between steps. R is read from shared
+// memory when this head's block of it fits there, else through the read-only cache.
 #include <cooperative_groups.h>
 #include <utility>
 #include <cuda_bf16.h>
@@ -496,7 +496,8 @@ slstm_backward_cluster_kernel(const float* __restrict__ RT, const float* __restr
   const int K = p.K, hh = p.hh, b0 = p.b0, tid = threadIdx.x, s = p.s, rg = p.rg, ul = p.ul, u = p.u, row = p.row;
   const bool active = p.active;
   XSEQ_DYNAMIC_SMEM(unsigned char, smem);
-  float* Rs = reinterpret_cast<float*>(smem);  // R[g, hh, rank U + ul, e] = RT[g, hh, e, rank U + ul] at Rs[(e U + ul) 4 + g]
+  // R[g, hh, rank U + ul, e] = RT[g, hh, e, rank U + ul] at Rs[(e U + ul) 4 + g]
+  float* Rs = reinterpret_cast<float*>(smem);
   float* dps = Rs + (size_t)Dh * U * 4;        // (2, Dh, 4, kClusterRows): dpre of the step, double-buffered
   stage_columns(RT, Rs, H, hh, Dh, U, p.rank);
   for (int k = tid; k < 2 * Dh * 4 * kClusterRows; k += blockDim.x) dps[k] = 0.f;  // rows past nb stay 0
@@ -611,9 +612,14 @@ void slstm_use_clusters(bool on) { g_use_clusters = on; }
 
 void slstm_split_cluster_barrier(bool on) { g_split_barrier = on; }
 
-cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, float* n, float* m, float* h,
-                          void* hout, float* gates, float* cs, float* ns, float* hprev, int B, int T, int H,
-                          int Dh, bool exp_forget, bool keep, cudaStream_t stream) {
+cudaError_t slstm_forward(const SLSTMForwardParams& params, cudaStream_t stream) {
+  const DType dt = params.dt;
+  const int B = params.B, T = params.T, H = params.H, Dh = params.Dh;
+  const void *gx = params.gx, *R = params.R;
+  float *c = params.c, *n = params.n, *m = params.m, *h = params.h;
+  void* hout = params.hout;
+  float *gates = params.gates, *cs = params.cs, *ns = params.ns, *hprev = params.hprev;
+  const bool exp_forget = params.exp_forget, keep = params.keep;
   if (Dh < 1 || Dh > kSLSTMMaxHeadSize || B < 1 || T < 1 || H < 1) return cudaErrorInvalidValue;
   cudaError_t err;
   {  // Hopper: clusters
@@ -664,9 +670,11 @@ cudaError_t slstm_forward(DType dt, const void* gx, const void* R, float* c, flo
   return cudaGetLastError();
 }
 
-cudaError_t slstm_backward(const float* RT, const float* dh_out, float* dc, float* dn, float* dh,
-                           const float* gates, const float* cs, const float* ns, float* dpre, float* dlogf0,
-                           int B, int T, int H, int Dh, float clip, cudaStream_t stream) {
+cudaError_t slstm_backward(const SLSTMBackwardParams& params, cudaStream_t stream) {
+  const int B = params.B, T = params.T, H = params.H, Dh = params.Dh;
+  const float *RT = params.RT, *dh_out = params.dh_out, *gates = params.gates, *cs = params.cs, *ns = params.ns;
+  float *dc = params.dc, *dn = params.dn, *dh = params.dh, *dpre = params.dpre, *dlogf0 = params.dlogf0;
+  const float clip = params.clip;
   if (Dh < 1 || Dh > kSLSTMMaxHeadSize || B < 1 || T < 1 || H < 1) return cudaErrorInvalidValue;
   cudaError_t err;
   {  // Hopper: clusters

@@ -1,4 +1,5 @@
-"""The compiled inference step (xseq/nn/fast_step.py) against the PyTorch step, state by state."""
+"""The compiled inference step (the "numba" backend of the ops mlstm_block_step/slstm_block_step) against the
+PyTorch step, state by state."""
 import copy
 import pickle
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 import xseq
-from xseq.nn.fast_step import MAX_BATCH
+from xseq.ops.slstm.block_step import MAX_BATCH
 from tests.helpers import rel_err
 
 
@@ -38,7 +39,7 @@ def test_fast_step_equals_torch_step(layout, slstm, B):
     xs = torch.randn(B, 60, 64) * 2
     y_fast, s_fast = run(enc, xs, fast=True)
     with torch.no_grad():
-        assert enc._fast.usable(xs[:, 0])  # the fast path did run
+        assert enc.fused_step_applies(xs[:, 0])  # the fast path did run
     y_ref, s_ref = run(enc, xs, fast=False)
     assert rel_err(y_fast, y_ref) < 1e-5
     for key, ref in s_ref.items(include_nested=True, leaves_only=True):
@@ -69,17 +70,16 @@ def test_when_it_applies():
     x = torch.randn(1, 64)
     with torch.no_grad():
         enc.step_unchecked(x, enc.init_state(1))
-        fast = enc._fast
-        assert fast.usable(x)
-        assert not fast.usable(torch.randn(MAX_BATCH + 1, 64))
-        assert not fast.usable(x.double())
-    assert not fast.usable(x)  # autograd on: the PyTorch step, which can be differentiated
+        assert enc.fused_step_applies(x)
+        assert not enc.fused_step_applies(torch.randn(MAX_BATCH + 1, 64))
+        assert not enc.fused_step_applies(x.double())
+    assert not enc.fused_step_applies(x)  # autograd on: the PyTorch step, which can be differentiated
     drop = xseq.XLSTMEncoder(xseq.XLSTMConfig(d_model=64, layout="m", dropout=0.1)).train()
     with torch.no_grad():
         drop.step_unchecked(x, drop.init_state(1))
-        assert not drop._fast.usable(x)
+        assert not drop.fused_step_applies(x)
         drop.eval()
-        assert drop._fast.usable(x)
+        assert drop.fused_step_applies(x)
 
 
 def test_sees_weight_updates_and_moves():

@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from xseq import ops
-from xseq.ops import _cuda_emu, _cuda_ext, mlstm_cuda, slstm_cuda
+from tests.ops import cuda_emu as _cuda_emu
+from xseq.ops import cuda_ext as _cuda_ext
+from xseq.ops.mlstm import cuda as mlstm_cuda
+from xseq.ops.slstm import cuda as slstm_cuda
 from tests.helpers import rel_err
 from tests.ops import cuda_checks as checks
 
 # the op modules (xseq.ops re-exports functions of the same names)
-slstm = importlib.import_module("xseq.ops.slstm")
-mlstm = importlib.import_module("xseq.ops.mlstm")
+from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
 pytestmark = pytest.mark.skipif(_cuda_emu.compiler() is None, reason="the CUDA emulator needs a C++ compiler")
 
 

@@ -5,11 +5,10 @@ import warnings
 import pytest
 import torch
 
-from xseq.ops import _cuda_ext
-from xseq.ops._dispatch import resolve
+from xseq.ops import cuda_ext as _cuda_ext
+from xseq.ops.registry import resolve
 
-slstm = importlib.import_module("xseq.ops.slstm")
-mlstm = importlib.import_module("xseq.ops.mlstm")
+from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
 
 
 def test_failed_build_warns_once_then_falls_back(monkeypatch):

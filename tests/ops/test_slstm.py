@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from xseq import ops
-from xseq.ops import slstm_ref
+from xseq.ops.slstm import reference as slstm_ref
 from tests.helpers import grad_errors, rel_err, slstm_oracle
 
 BACKENDS = ["torch", "numba"]  # the reference and the fused CPU loop, each against the float64 oracle
@@ -218,7 +218,7 @@ def test_fused_matches_reference_everywhere(forget, H, Dh, gate_range):
 def test_fused_keeps_nothing_for_backward_without_grad(monkeypatch):
     """Under torch.no_grad (inference with parameters that require grad) the fused loop does not store the
     per-step gates, c and n; with grad enabled it does, and the gradient is the reference's."""
-    from xseq.ops import slstm_cpu
+    from xseq.ops.slstm import cpu as slstm_cpu
 
     kept = []
     apply = slstm_cpu._FusedSLSTM.apply
@@ -238,7 +238,7 @@ def test_fused_keeps_nothing_for_backward_without_grad(monkeypatch):
 def test_fused_without_grad_and_fallback_warning(monkeypatch):
     import importlib
 
-    slstm_mod = importlib.import_module("xseq.ops.slstm")
+    slstm_mod = importlib.import_module("xseq.ops.slstm.cpu")
     gx, R = make_inputs(T=20)
     with torch.no_grad():
         h_f, _ = ops.slstm(gx, R, backend="numba")
@@ -250,7 +250,7 @@ def test_fused_without_grad_and_fallback_warning(monkeypatch):
     def broken(*a, **k):
         raise NumbaError("no compiler here")
 
-    monkeypatch.setattr("xseq.ops.slstm_cpu.slstm_fused", broken)
+    monkeypatch.setattr(slstm_mod, "slstm_fused", broken)
     monkeypatch.setattr(slstm_mod, "_FUSED_BROKEN", None)
     with pytest.warns(RuntimeWarning, match="could not be compiled.*no compiler here"):
         h1, _ = ops.slstm(gx, R)

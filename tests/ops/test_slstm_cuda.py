@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xseq import ops
-from xseq.ops import _cuda_ext
+from xseq.ops import cuda_ext as _cuda_ext
 from tests.ops import cuda_checks as checks
 
 pytestmark = pytest.mark.gpu

@@ -14,8 +14,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from torch.utils.data import DataLoader, TensorDataset
 
-from .._schedule import one_cycle
-from .._threads import torch_threads
+from ..common.callbacks import KeepBest
+from ..common.optim import optimizer_groups
+from ..common.schedules import one_cycle
+from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
 from .model import ClassifierNet
 from .sequences import as_sequences, channel_stats, pad
@@ -74,7 +76,7 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
             callbacks = []
             keep = None
             if len(val):
-                keep = _KeepBest()
+                keep = KeepBest("val_loss")
                 callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
             trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1, logger=False,
                                 callbacks=callbacks, enable_checkpointing=False,
@@ -123,7 +125,7 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
         the class probabilities (batch_size, n_classes) for each row's sequence so far, equal to
         predict_proba on that prefix."""
         check_is_fitted(self, "net_")
-        from ..stream import Stream
+        from ..nn.stream import Stream
         from .streaming import ClassifierCore
         device = torch.device("cpu" if device is None else device)
         return Stream(ClassifierCore(self, device), batch_size, device=device)
@@ -181,24 +183,7 @@ class _Module(L.LightningModule):
         self.log("val_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):
-        params = list(self.net.named_parameters())
-        decay = [p for n, p in params if p.dim() >= 2]
-        no_decay = [p for n, p in params if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.cfg.learning_rate)
+        opt = torch.optim.AdamW(optimizer_groups(self.net, self.cfg.weight_decay), lr=self.cfg.learning_rate)
         total = max(1, self.trainer.estimated_stepping_batches)
         sched = one_cycle(opt, self.cfg.learning_rate, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-class _KeepBest(L.Callback):
-    """The network's weights at its lowest validation loss."""
-
-    def __init__(self):
-        self.best_score, self.best_state, self.best_epoch = float("inf"), None, -1
-
-    def on_validation_end(self, trainer, module):
-        score = trainer.callback_metrics.get("val_loss")
-        if score is not None and float(score) < self.best_score:
-            self.best_score, self.best_epoch = float(score), trainer.current_epoch
-            self.best_state = copy.deepcopy(module.net.state_dict())

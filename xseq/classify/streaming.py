@@ -6,7 +6,7 @@ import copy
 import torch
 from tensordict import TensorDict
 
-from ..stream import weights_digest
+from ..nn.stream import weights_digest
 
 
 class ClassifierCore:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..common.plots import figure
 from .baselines import NormalEquations, predict_centred_linear, seasonal_naive
 from .estimator import XLSTMForecaster
 from .frames import read_panel
@@ -150,29 +151,18 @@ def run_pretrained(args, y: pd.DataFrame, name: str, horizon: int, season: int, 
 
 
 def _plot_band(path, y: pd.DataFrame, future: pd.DataFrame, backtest: pd.DataFrame, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     col = y.columns[0]
     H = len(future)
-    fig, ax = plt.subplots(figsize=(10, 3.8))
-    tail = y[col].iloc[-8 * H:]
-    ax.plot(tail.index, tail.to_numpy(), color="0.35", lw=1.2, label="actual")
-    bt = backtest[(backtest["unique_id"] == col) & (backtest["ds"] >= tail.index[0])]
-    ax.plot(bt["ds"], bt["forecast"], color="C0", lw=1, ls="--", label="backtest median")
-    ax.fill_between(future.index, future[f"{col}_q0.1"], future[f"{col}_q0.9"], color="C3", alpha=0.25,
-                    label="10-90% band")
-    ax.plot(future.index, future[col], color="C3", lw=1.4, label="forecast (median)")
-    ax.set_title(f"{name}: {col}, TiRex forecast of the next {H} steps")
-    ax.set_xlabel("time")
-    ax.set_ylabel(col)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, f"{name}: {col}, TiRex forecast of the next {H} steps", "time", col, size=(10, 3.8),
+                dpi=120) as (_, ax):
+        tail = y[col].iloc[-8 * H:]
+        ax.plot(tail.index, tail.to_numpy(), color="0.35", lw=1.2, label="actual")
+        bt = backtest[(backtest["unique_id"] == col) & (backtest["ds"] >= tail.index[0])]
+        ax.plot(bt["ds"], bt["forecast"], color="C0", lw=1, ls="--", label="backtest median")
+        ax.fill_between(future.index, future[f"{col}_q0.1"], future[f"{col}_q0.9"], color="C3", alpha=0.25,
+                        label="10-90% band")
+        ax.plot(future.index, future[col], color="C3", lw=1.4, label="forecast (median)")
+        ax.legend(loc="upper left", fontsize=8)
     print(f"  plot: {path}")
 
 
@@ -181,28 +171,18 @@ def _scores(err: np.ndarray) -> tuple[float, float]:
 
 
 def _plot(path, y: pd.DataFrame, f: pd.DataFrame, horizon: int, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     col = y.columns[0]
     last = f[(f["unique_id"] == col)]
     cutoffs = sorted(last["cutoff"].unique())
     shown = cutoffs[:: max(1, horizon)]
-    fig, ax = plt.subplots(figsize=(10, 3.8))
-    tail = y[col].iloc[-(len(cutoffs) + horizon) * 2:]
-    ax.plot(tail.index, tail.to_numpy(), color="0.35", lw=1.2, label="actual")
-    for i, c in enumerate(shown):
-        w = last[last["cutoff"] == c]
-        ax.plot(w["ds"], w["forecast"], color="C3", lw=1.2, label="xLSTM forecast" if i == 0 else None)
-    ax.axvline(cutoffs[0], color="0.7", ls="--", lw=1)
-    ax.set_title(f"{name}: {col}, {horizon}-step forecasts from non-overlapping origins in the backtest")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    title = f"{name}: {col}, {horizon}-step forecasts from non-overlapping origins in the backtest"
+    with figure(path, title, size=(10, 3.8), dpi=120, legend="upper left") as (_, ax):
+        tail = y[col].iloc[-(len(cutoffs) + horizon) * 2:]
+        ax.plot(tail.index, tail.to_numpy(), color="0.35", lw=1.2, label="actual")
+        for i, c in enumerate(shown):
+            w = last[last["cutoff"] == c]
+            ax.plot(w["ds"], w["forecast"], color="C3", lw=1.2, label="xLSTM forecast" if i == 0 else None)
+        ax.axvline(cutoffs[0], color="0.7", ls="--", lw=1)
     print(f"  plot: {path}")
 
 

@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._threads import torch_threads
+from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
 from .covariates import fit_static, n_static_features
 from .fitting import layout, make_trainer, ridge_init
@@ -20,7 +20,8 @@ from .losses import LOSSES
 from .model import ForecastNet
 from .persistence import load_forecaster, save_forecaster
 from .scaling import SCALINGS
-from .training import ForecastModule, KeepBest, evaluate
+from ..common.callbacks import KeepBest
+from .training import ForecastModule, evaluate
 from .windows import SAMPLINGS, context, series_windows, steps_per_epoch
 
 
@@ -282,7 +283,7 @@ class XLSTMForecaster(BaseEstimator):
         from the last `lookback` values, (batch_size, n_series, horizon) (with quantiles: a last axis of
         point, then the quantile levels ascending). It equals predict(y=history) at every step."""
         check_is_fitted(self, "net_")
-        from ..stream import Stream
+        from ..nn.stream import Stream
         from .streaming import ForecastCore
         device = torch.device("cpu" if device is None else device)
         return Stream(ForecastCore(self, device), batch_size, device=device)

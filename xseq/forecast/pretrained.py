@@ -12,7 +12,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._threads import torch_threads
+from ..common.threads import torch_threads
 from .estimator import Backtest, _metrics
 from .frames import FILLS, MASK, Panel, read_panel, to_frame
 from .tirex.checkpoint import net_from_state, read_checkpoint, state_from_net
@@ -120,7 +120,7 @@ class TiRexForecaster(BaseEstimator):
         and returns the next `horizon` steps' forecast, (batch_size, n_series, horizon) (with quantiles: a
         last axis of point, then the asked levels). After every observation it equals predict(y=history)."""
         check_is_fitted(self, "net_")
-        from ..stream import Stream
+        from ..nn.stream import Stream
         from .tirex.streaming import TiRexCore
         device = torch.device("cpu" if device is None else device)
         return Stream(TiRexCore(self, device), batch_size, device=device)

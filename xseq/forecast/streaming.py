@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from ..stream import weights_digest
+from ..nn.stream import weights_digest
 
 
 class ForecastCore:

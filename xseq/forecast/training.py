@@ -3,14 +3,13 @@ DDP run takes its share of the same global batches), and a callback that keeps t
 validation (the initial, linear-only network included)."""
 from __future__ import annotations
 
-import copy
-
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .._schedule import one_cycle
+from ..common.optim import optimizer_groups
+from ..common.schedules import one_cycle
 from .losses import elementwise
 from .model import ForecastNet
 from .windows import EpochDraws, WindowBatch, WindowData, centre_blocks  # noqa: F401  (re-exported)
@@ -107,14 +106,11 @@ class ForecastModule(L.LightningModule):
 
     def configure_optimizers(self):
         if self.quantile_stage:
-            params = [(n, p) for n, p in self.net.named_parameters() if n.startswith("quantile_head")]
+            include = lambda n: n.startswith("quantile_head")  # noqa: E731
         else:
-            params = [(n, p) for n, p in self.net.named_parameters()
-                      if self.loss_name == "pinball" or not n.startswith("quantile_head")]
-        decay = [p for n, p in params if p.dim() >= 2 and not n.startswith("skip")]
-        no_decay = [p for n, p in params if p.dim() < 2 or n.startswith("skip")]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+            include = lambda n: self.loss_name == "pinball" or not n.startswith("quantile_head")  # noqa: E731
+        groups = optimizer_groups(self.net, self.weight_decay, include=include, no_decay=lambda n: n.startswith("skip"))
+        opt = torch.optim.AdamW(groups, lr=self.lr)
         sched = one_cycle(opt, self.lr, self.total_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -133,19 +129,3 @@ def evaluate(module: ForecastModule, starts: np.ndarray) -> tuple[float, float]:
             n += b.future.numel()
     net.train(was_training)
     return loss_sum / n, se_sum / n
-
-
-class KeepBest(L.Callback):
-    """Keeps a copy of the network's weights at its best validation score (lower is better). Seeded with the
-    untrained network's score so that training can only improve on the linear path, as judged on validation."""
-
-    def __init__(self, monitor: str, initial_score: float, initial_state: dict):
-        self.monitor, self.best_score, self.best_state, self.best_epoch = monitor, initial_score, initial_state, -1
-
-    def on_validation_end(self, trainer, module):
-        if trainer.sanity_checking:
-            return
-        score = trainer.callback_metrics.get(self.monitor)
-        if score is not None and float(score) < self.best_score:
-            self.best_score, self.best_epoch = float(score), trainer.current_epoch
-            self.best_state = copy.deepcopy(module.net.state_dict())

@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from .._cli import dispatch
+from ..common.cli import dispatch
 from .config import LMRecipe
 
 
@@ -88,7 +88,8 @@ def cmd_eval(args) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="xseq lm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="xseq lm", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     def recipe_cmd(name, fn, help):

@@ -9,49 +9,13 @@ from typing import Any
 
 import yaml
 
-from ..nn.config import XLSTMConfig, _from_dict
+from ..nn.config import XLSTMConfig, config_from_dict
+from ..nn.lm import LMConfig, check_positive
 
 TOKENIZERS = ("char", "byte", "gpt2")
 STRATEGIES = ("auto", "ddp", "fsdp")
 FSDP_SHARDING = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 SAMPLING = ("random", "sequential")
-
-
-def _check_positive(obj, *names: str) -> None:
-    for name in names:
-        v = getattr(obj, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{type(obj).__name__}.{name} must be a positive int; got {v!r}")
-
-
-@dataclass
-class LMConfig:
-    """Token embedding -> XLSTMEncoder -> LM head (no bias). The embedding and head have
-    `padded_vocab_size` rows: vocab_size rounded up to a multiple of pad_vocab_multiple. The head is untied
-    (the paper's LMs); tie_weights=True shares the embedding matrix with it (the MQAR models of Arora et al.)."""
-    vocab_size: int | None = 50257  # None: taken from the tokenizer of the training data
-    pad_vocab_multiple: int = 64
-    tie_weights: bool = False
-    encoder: XLSTMConfig = field(default_factory=lambda: XLSTMConfig(d_model=768, num_blocks=24))
-
-    def __post_init__(self):
-        if isinstance(self.encoder, dict):
-            self.encoder = XLSTMConfig.from_dict(self.encoder)
-        _check_positive(self, "pad_vocab_multiple")
-        if not isinstance(self.tie_weights, bool):
-            raise ValueError(f"LMConfig.tie_weights must be a bool; got {self.tie_weights!r}")
-        if self.vocab_size is not None:
-            _check_positive(self, "vocab_size")
-        if not isinstance(self.encoder, XLSTMConfig):
-            raise ValueError(f"LMConfig.encoder must be an XLSTMConfig or a mapping; got {type(self.encoder).__name__}")
-
-    @property
-    def padded_vocab_size(self) -> int:
-        if self.vocab_size is None:
-            raise ValueError("LMConfig.vocab_size is None (taken from the data); set it to count parameters "
-                             "without the data")
-        m = self.pad_vocab_multiple
-        return -(-self.vocab_size // m) * m
 
 
 @dataclass
@@ -105,11 +69,12 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        _check_positive(self, "context_length", "batch_size", "max_steps", "num_nodes", "val_interval")
+        check_positive(self, "context_length", "batch_size", "max_steps", "num_nodes", "val_interval")
         if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < -1 or self.keep_checkpoints == 0:
-            raise ValueError(f"TrainConfig.keep_checkpoints must be a positive int or -1 (all); got {self.keep_checkpoints!r}")
+            raise ValueError(f"TrainConfig.keep_checkpoints must be a positive int or -1 (all); "
+                             f"got {self.keep_checkpoints!r}")
         if self.micro_batch_size is not None:
-            _check_positive(self, "micro_batch_size")
+            check_positive(self, "micro_batch_size")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0; got {self.warmup_steps!r}")
         if not self.lr > 0:
@@ -126,7 +91,7 @@ class TrainConfig:
         if self.fsdp_sharding not in FSDP_SHARDING:
             raise ValueError(f"TrainConfig.fsdp_sharding must be one of {FSDP_SHARDING}; got {self.fsdp_sharding!r}")
         if self.val_batches is not None:
-            _check_positive(self, "val_batches")
+            check_positive(self, "val_batches")
 
 
 @dataclass
@@ -139,7 +104,7 @@ class LMRecipe:
     def __post_init__(self):
         for key, cls in (("model", LMConfig), ("data", DataConfig), ("train", TrainConfig)):
             if isinstance(getattr(self, key), dict):
-                setattr(self, key, _from_dict(cls, getattr(self, key)))
+                setattr(self, key, config_from_dict(cls, getattr(self, key)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -198,7 +198,8 @@ class EvalWindows(IterableDataset):
         if per_rank < 1:
             raise ValueError(f"the held-out split ({len(tokens)} tokens) has fewer than micro_batch_size x devices"
                              f" = {micro_batch * world} windows of context_length {context}")
-        self.tokens, self.context, self.b, self.rank, self.world, self.n = tokens, context, micro_batch, rank, world, per_rank
+        self.tokens, self.context, self.b = tokens, context, micro_batch
+        self.rank, self.world, self.n = rank, world, per_rank
 
     def __len__(self):
         return self.n

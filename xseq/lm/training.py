@@ -1,218 +1,27 @@
-"""Lightning training of XLSTMLM: the LightningModule (loss, AdamW groups, warm-up + cosine schedule), the
-DataModule (token windows per rank, resumable), and `train(recipe)` which builds the Trainer from the
-recipe (strategy, precision, accumulation, checkpoints, validation) and writes the learning curve."""
+"""`train(recipe)`: XLSTMLM training through Lightning, built from the recipe (strategy, precision,
+accumulation, checkpoints, validation), writing the learning curve; `load_model(checkpoint)`. The parts live
+in their own modules: LMModule and lr_factor in .module, LMData in .datamodule, Throughput in .callbacks,
+plot_curve and write_history in .report, world_size, batch_split and make_strategy in .strategy; all are
+importable from here as before."""
 from __future__ import annotations
 
-import csv
 import math
-import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from .config import LMRecipe, TrainConfig
-from .data import EvalWindows, TokenCorpus, TrainWindows, prepare
-from .model import XLSTMLM, optimizer_groups
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to min_ratio of the peak at step `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def world_size(cfg: TrainConfig) -> int:
-    if isinstance(cfg.devices, int):
-        devices = cfg.devices
-    elif cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        devices = torch.cuda.device_count()
-    else:
-        devices = 1
-    return devices * cfg.num_nodes
-
-
-def batch_split(cfg: TrainConfig, world: int) -> tuple[int, int]:
-    """(micro_batch_size, accumulate) with micro_batch_size * world * accumulate == batch_size."""
-    micro = cfg.micro_batch_size or cfg.batch_size // world
-    if micro < 1 or cfg.batch_size % (micro * world):
-        raise ValueError(f"train.batch_size ({cfg.batch_size}) must be a multiple of micro_batch_size ({micro}) x "
-                         f"devices ({world}); set train.micro_batch_size to a divisor of {cfg.batch_size // world}"
-                         if cfg.batch_size % world == 0 else
-                         f"train.batch_size ({cfg.batch_size}) must be divisible by the number of devices ({world})")
-    return micro, cfg.batch_size // (micro * world)
-
-
-class LMModule(L.LightningModule):
-    """Next-token cross-entropy. Records the loss of every optimizer step (the mean over the global batch)
-    and every validation in `history`, which travels in the checkpoints."""
-
-    def __init__(self, recipe: dict, accumulate: int = 1):
-        super().__init__()
-        self.save_hyperparameters()
-        self.recipe = LMRecipe.from_dict({k: v for k, v in recipe.items() if k != "name"}, name=recipe.get("name", "lm"))
-        self.model = XLSTMLM(self.recipe.model)
-        self.accumulate = accumulate
-        self.history = {"train": [], "val": []}  # (step, loss)
-        self._micro: list[torch.Tensor] = []
-        self._val: list[torch.Tensor] = []
-
-    def _loss(self, batch) -> torch.Tensor:
-        x, y = batch
-        logits, _ = self.model(x, validate=False)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-
-    def training_step(self, batch, batch_idx):
-        loss = self._loss(batch)
-        self._micro.append(loss.detach())
-        return loss  # Lightning divides by accumulate_grad_batches itself
-
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        if len(self._micro) < self.accumulate:
-            return
-        loss = self.trainer.strategy.reduce(torch.stack(self._micro).mean(), reduce_op="mean")
-        self._micro = []
-        value = float(loss)
-        self.history["train"].append((self.global_step, value))
-        self.log("train_loss", value, prog_bar=True)
-        self.log("lr", self.optimizers().param_groups[0]["lr"])
-        self.log("step", float(self.global_step))  # ModelCheckpoint keeps the newest by this
-
-    def validation_step(self, batch, batch_idx):
-        self._val.append(self._loss(batch).detach())
-
-    def on_validation_epoch_end(self):
-        if not self._val:
-            return
-        loss = float(self.trainer.strategy.reduce(torch.stack(self._val).mean(), reduce_op="mean"))
-        self._val = []
-        if not self.trainer.sanity_checking:
-            self.history["val"].append((self.global_step, loss))
-        self.log("val_loss", loss, prog_bar=True, sync_dist=True)  # already the global mean: the sync
-        self.log("val_ppl", math.exp(min(loss, 50.0)), sync_dist=True)  # only silences Lightning's warning
-
-    def configure_optimizers(self):
-        cfg = self.recipe.train
-        opt = torch.optim.AdamW(optimizer_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
-                                eps=cfg.eps)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint):
-        checkpoint["xseq_history"] = self.history
-
-    def on_load_checkpoint(self, checkpoint):
-        self.history = checkpoint.get("xseq_history", {"train": [], "val": []})
-
-
-class LMData(L.LightningDataModule):
-    """Tokenises the corpus once (local rank 0), then gives each rank its share of every global batch.
-    On resume the training windows continue from the restored optimizer step."""
-
-    def __init__(self, recipe: LMRecipe, micro_batch: int, accumulate: int, data_dir=None):
-        super().__init__()
-        self.recipe, self.micro, self.accumulate, self.data_dir = recipe, micro_batch, accumulate, data_dir
-        self.corpus: TokenCorpus | None = None
-
-    def prepare_data(self):
-        prepare(self.recipe.data, self.data_dir)
-
-    def setup(self, stage=None):
-        self.corpus = prepare(self.recipe.data, self.data_dir, verbose=False)
-
-    def train_dataloader(self):
-        t = self.recipe.train
-        ds = TrainWindows(self.corpus.tokens("train"), t.context_length, self.micro, t.seed,
-                          self.recipe.data.sampling, rank=self.trainer.global_rank, world=self.trainer.world_size,
-                          start=self.trainer.global_step * self.accumulate)
-        return torch.utils.data.DataLoader(ds, batch_size=None)
-
-    def val_dataloader(self):
-        t = self.recipe.train
-        ds = EvalWindows(self.corpus.tokens("val"), t.context_length, self.micro, rank=self.trainer.global_rank,
-                         world=self.trainer.world_size, max_batches=t.val_batches)
-        return torch.utils.data.DataLoader(ds, batch_size=None)
-
-
-class Throughput(Callback):
-    """Tokens per second of training (validation excluded) and the wall time of the run."""
-
-    def __init__(self, tokens_per_step: int):
-        self.tokens_per_step = tokens_per_step
-        self.train_s, self.steps, self.micro, self.t0, self.wall0 = 0.0, 0, 0, None, None
-
-    def on_train_start(self, trainer, pl_module):
-        self.wall0 = time.perf_counter()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if self.t0 is None:
-            self.t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.micro += 1
-        if self.micro % pl_module.accumulate == 0:  # an optimizer step just ended
-            self.train_s += time.perf_counter() - self.t0
-            self.t0 = None
-            self.steps += 1
-            pl_module.log("tokens_per_s", self.tokens_per_step * self.steps / max(self.train_s, 1e-9))
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens_per_step * self.steps / max(self.train_s, 1e-9)
-
-    @property
-    def wall_s(self) -> float:
-        return time.perf_counter() - self.wall0
-
-
-def plot_curve(history: dict, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if history["train"]:
-        s, v = zip(*history["train"])
-        ax.plot(s, v, lw=0.8, alpha=0.7, label="train (per step)")
-    if history["val"]:
-        s, v = zip(*history["val"])
-        ax.plot(s, v, "o-", ms=3, label="validation")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_history(history: dict, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "split", "loss"])
-        for split in ("train", "val"):
-            for step, loss in history[split]:
-                w.writerow([step, split, f"{loss:.6f}"])
-
-
-def make_strategy(cfg: TrainConfig):
-    if cfg.strategy == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
-        return DDPStrategy()
-    if cfg.strategy == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        from ..nn.mlstm_block import MLSTMBlock
-        from ..nn.slstm_block import SLSTMBlock
-        return FSDPStrategy(sharding_strategy=cfg.fsdp_sharding, auto_wrap_policy={MLSTMBlock, SLSTMBlock})
-    return "auto"
+from .callbacks import Throughput
+from .config import LMRecipe, TrainConfig  # noqa: F401  (TrainConfig: importable from here as before)
+from .data import TokenCorpus, prepare
+from .datamodule import LMData
+from .model import XLSTMLM
+from .module import LMModule, lr_factor
+from .report import plot_curve, write_history
+from .strategy import batch_split, make_strategy, world_size
 
 
 def resolve_vocab(recipe: LMRecipe, corpus: TokenCorpus) -> LMRecipe:
@@ -298,4 +107,5 @@ def load_model(checkpoint: str | Path, map_location="cpu") -> tuple[XLSTMLM, LMR
     return model.eval(), recipe
 
 
-__all__ = ["LMModule", "LMData", "train", "load_model", "lr_factor"]
+__all__ = ["LMModule", "LMData", "train", "load_model", "lr_factor", "world_size", "batch_split", "make_strategy",
+           "resolve_vocab", "Throughput", "plot_curve", "write_history"]

@@ -103,9 +103,9 @@ class XLSTMConfig:
 
     def __post_init__(self):
         if isinstance(self.mlstm, dict):
-            self.mlstm = _from_dict(MLSTMLayerConfig, self.mlstm)
+            self.mlstm = config_from_dict(MLSTMLayerConfig, self.mlstm)
         if isinstance(self.slstm, dict):
-            self.slstm = _from_dict(SLSTMLayerConfig, self.slstm)
+            self.slstm = config_from_dict(SLSTMLayerConfig, self.slstm)
         self.slstm_at = list(self.slstm_at)
         self.validate()
 
@@ -157,10 +157,10 @@ class XLSTMConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "XLSTMConfig":
-        return _from_dict(cls, d)
+        return config_from_dict(cls, d)
 
 
-def _from_dict(cls, d: dict[str, Any]):
+def config_from_dict(cls, d: dict[str, Any]):
     """Build a config dataclass from a mapping (a recipe section); unknown keys are an error, not ignored."""
     if not isinstance(d, dict):
         raise ValueError(f"{cls.__name__} must be given as a mapping; got {type(d).__name__}")

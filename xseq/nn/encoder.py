@@ -1,16 +1,23 @@
 """XLSTMEncoder: a stack of xLSTM blocks with a parallel face (`forward`) and a step-wise face (`step`)."""
 from __future__ import annotations
 
+import weakref
+
 import torch
 from tensordict import TensorDict
+import torch.nn.functional as F
 from torch import nn
 
-from ..ops._checks import check_finite, check_float
+from .. import ops
+from ..ops.checks import check_finite, check_float
+from ..ops.numba_layers import layernorm_np, view
 from .config import XLSTMConfig
-from .fast_step import state_dict_of
 from .mlstm_block import MLSTMBlock
 from .rows import where_rows
 from .slstm_block import SLSTMBlock
+
+
+_LAST_OUT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # encoder -> (state, its block entries)
 
 
 class XLSTMEncoder(nn.Module):
@@ -33,6 +40,9 @@ class XLSTMEncoder(nn.Module):
             MLSTMBlock(d, config.mlstm, n, config.dropout) if kind == "m" else SLSTMBlock(d, config.slstm, n, config.dropout)
             for kind in config.block_types)
         self.norm = nn.LayerNorm(d, bias=False)
+        self._keys = [f"block_{i}" for i in range(len(self.blocks))]
+        self._norm_shape = (d,)
+        self.__dict__["_block_list"] = list(self.blocks)
 
     @property
     def d_model(self) -> int:
@@ -68,35 +78,52 @@ class XLSTMEncoder(nn.Module):
         return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
 
     def step(self, x: torch.Tensor, state: TensorDict | None = None):
+        """One time step: x (B, d_model) -> y (B, d_model) and the new state. Each block steps through the
+        op "{m,s}lstm_block_step" of xseq.ops on its configured backend: with "auto" on a CPU, small float32
+        batches without autograd run one compiled call per block."""
         self._check_input("x", x, 2)
         if state is None:
             state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
-        self._check_state(state, x.shape[0])
-        new = {}
-        for i, blk in enumerate(self.blocks):
-            key = f"block_{i}"
-            x, new[key] = blk.step(x, state[key])
-        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+        elif not self._returned_last(state):  # a state this encoder just returned was checked when built
+            self._check_state(state, x.shape[0])
+        return self.step_unchecked(x, state)
 
     def step_unchecked(self, x: torch.Tensor, state: TensorDict):
-        """step() without validating x and state: for callers that own both (xseq.Stream). Small float32
-        batches on CPU without autograd take the compiled step (fast_step.py)."""
-        fast = self.__dict__.get("_fast")
-        if fast is None:
-            from .fast_step import FastStep
-
-            fast = self.__dict__["_fast"] = FastStep(self)
-        if fast.usable(x):
-            return fast(x, state)
+        """step() without validating x and state: for callers that own both (xseq.Stream)."""
         new = {}
-        for i, blk in enumerate(self.blocks):
-            key = f"block_{i}"
-            x, new[key] = blk.step(x, state[key], validate=False)
-        return self.norm(x), state_dict_of(new, x.shape[0])
+        blocks = self.__dict__["_block_list"]  # a plain list: ModuleList access costs more than a step's tail
+        fns = [ops.resolve(blk.step_op, blk.backend, x.device) for blk in blocks]
+        fused = [fn.applies(blk, x) if hasattr(fn, "fused") else None for fn, blk in zip(fns, blocks)]
+        if all(w is not None for w in fused) and self.norm.weight.dtype is torch.float32:
+            # every block takes its compiled step: numpy arrays pass from block to block, no tensors between
+            xa = view(x)
+            for key, blk, fn, w in zip(self._keys, blocks, fns, fused):
+                xa, new[key] = fn.fused(blk, w, xa, state[key])
+            y = torch.from_numpy(layernorm_np(xa, view(self.norm.weight), self.norm.eps))
+        else:
+            for key, blk, fn in zip(self._keys, blocks, fns):
+                x, new[key] = fn(blk, x, state[key], False)
+            y = F.layer_norm(x, self._norm_shape, self.norm.weight, None, self.norm.eps)
+        out = state_dict_of(new, y.shape[0])
+        _LAST_OUT[self] = (out, list(new.values()))
+        return y, out
+
+    def _returned_last(self, state) -> bool:
+        """Whether `state` is the state the last step returned, with every block's entry still the one it
+        built (an entry replaced since then is checked again)."""
+        last = _LAST_OUT.get(self)
+        if last is None or last[0] is not state:
+            return False
+        return all(state._get_str(key, None) is sub for key, sub in zip(self._keys, last[1]))
+
+    def fused_step_applies(self, x: torch.Tensor) -> bool:
+        """Whether step() runs every block's fused compiled step for an input like x, in the current grad mode."""
+        fns = [ops.resolve(blk.step_op, blk.backend, x.device) for blk in self.blocks]
+        return all(hasattr(fn, "fused") and fn.applies(blk, x) is not None for fn, blk in zip(fns, self.blocks))
 
     def stream(self, batch_size: int = 1, device=None):
         """An xseq.Stream that feeds this encoder one observation (B, d_model) at a time."""
-        from ..stream import Stream
+        from .stream import Stream
         from .streaming import EncoderCore
         return Stream(EncoderCore(self), batch_size, device=device if device is not None else next(self.parameters()).device)
 
@@ -131,3 +158,13 @@ class XLSTMEncoder(nn.Module):
                 name = ".".join(key) if isinstance(key, tuple) else key
                 raise ValueError(f"state[{name!r}] must have shape {shape} for batch size {batch_size}; "
                                  f"got {got[key]}")
+
+
+def state_dict_of(blocks: dict, batch_size: int) -> TensorDict:
+    """A TensorDict {block_i: {name: tensor}} built without per-leaf validation (the shapes are the blocks')."""
+    bs = torch.Size([batch_size])
+    make = getattr(TensorDict, "_new_unsafe", None)
+    if make is None:  # pragma: no cover - older tensordict
+        return TensorDict(blocks, batch_size=bs)
+    return make({k: v if isinstance(v, TensorDict) else make(v, batch_size=bs) for k, v in blocks.items()},
+                batch_size=bs)

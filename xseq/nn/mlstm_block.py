@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..ops.numba_layers import forget_weights
 from .config import MLSTMLayerConfig
 from .layers import CausalConv1d, HeadwiseLinear, MultiHeadNorm, gate_bias_init_, scaled_init_, small_init_
 
@@ -102,6 +103,34 @@ class MLSTMBlock(nn.Module):
         y, state = self.layer(self.norm(x), state)
         return x + self.drop(y), state
 
+    def _apply(self, fn, *args, **kwargs):  # .to(), .float(), ...: parameters' data may move
+        forget_weights(self)
+        return super()._apply(fn, *args, **kwargs)
+
+    step_op = "mlstm_block_step"  # the op of xseq.ops whose backends run step()
+
+    @property
+    def backend(self) -> str:
+        return self.layer.cfg.backend
+
+    @property
+    def dropout(self) -> float:
+        return self.drop.p
+
     def step(self, x, state, validate: bool = True):
+        """One time step through the op "mlstm_block_step" of xseq.ops, on the layer's backend (the fused
+        CPU step where it applies)."""
+        return ops.resolve(self.step_op, self.layer.cfg.backend, x.device)(self, x, state, validate)
+
+    def torch_step(self, x, state, validate: bool = True):
+        """The step in PyTorch modules (autograd, any device and dtype): the backend "torch" of the op."""
         y, state = self.layer.step(self.norm(x), state, validate)  # same residual as forward, one time step
         return x + self.drop(y), state
+
+    def step_weights(self) -> tuple:
+        """The weights a fused step reads, in its order: norm, up, conv weight and bias, q, k, v, igate
+        weight and bias, fgate weight and bias, head norm, skip, down."""
+        L = self.layer
+        return (self.norm.weight, L.up.weight, L.conv.weight, L.conv.bias, L.q_proj.weight, L.k_proj.weight,
+                L.v_proj.weight, L.igate.weight, L.igate.bias, L.fgate.weight, L.fgate.bias, L.norm.weight, L.skip,
+                L.down.weight)

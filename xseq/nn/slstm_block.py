@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..ops.numba_layers import forget_weights
 from .config import SLSTMLayerConfig
 from .layers import CausalConv1d, GatedFFN, MultiHeadNorm, blockdiag_project, gate_bias_init_, small_init_
 
@@ -91,11 +92,43 @@ class SLSTMBlock(nn.Module):
     def init_state(self, batch_size: int, device=None, dtype=None):
         return self.layer.init_state(batch_size, device, dtype)
 
+    def _apply(self, fn, *args, **kwargs):  # .to(), .float(), ...: parameters' data may move
+        forget_weights(self)
+        return super()._apply(fn, *args, **kwargs)
+
+    step_op = "slstm_block_step"  # the op of xseq.ops whose backends run step()
+
+    @property
+    def backend(self) -> str:
+        return self.layer.cfg.backend
+
+    @property
+    def dropout(self) -> float:
+        return self.drop.p
+
+    @property
+    def exp_forget(self) -> bool:
+        return self.layer.cfg.forget == "exp"
+
     def forward(self, x, state=None):
         return self._residual(self.layer, x, state)
 
     def step(self, x, state, validate: bool = True):
+        """One time step through the op "slstm_block_step" of xseq.ops, on the layer's backend (the fused
+        CPU step where it applies)."""
+        return ops.resolve(self.step_op, self.layer.cfg.backend, x.device)(self, x, state, validate)
+
+    def torch_step(self, x, state, validate: bool = True):
+        """The step in PyTorch modules (autograd, any device and dtype): the backend "torch" of the op."""
         return self._residual(lambda x, s: self.layer.step(x, s, validate), x, state)
+
+    def step_weights(self) -> tuple:
+        """The weights a fused step reads, in its order: norm, conv weight and bias (None without a conv),
+        W_if, W_zo, bias, R, head norm, feed-forward norm, up and down projections."""
+        L, conv = self.layer, self.layer.conv
+        return (self.norm.weight, None if conv is None else conv.weight, None if conv is None else conv.bias,
+                L.W_if, L.W_zo, L.bias, L.R, L.norm.weight, self.ffn_norm.weight, self.ffn.up.weight,
+                self.ffn.down.weight)
 
     def _residual(self, cell, x, state):
         y, state = cell(self.norm(x), state)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..stream import weights_digest
+from .stream import weights_digest
 
 
 class EncoderCore:

@@ -1,10 +1,9 @@
 """RecurrentPPO: PPO with a recurrent (xLSTM, LSTM) or feed-forward actor-critic on Gymnasium vector envs.
 
-Collection steps every env once per rollout step with the policy's `step` face; the update runs each stored
-sequence through the policy's parallel `evaluate` face (episode starts inside a sequence honoured, no loop
-over time). Vector envs use SAME_STEP autoreset: when an episode ends, the step returns the next episode's
-first observation and the final one in info["final_obs"], from which a truncated episode is bootstrapped
-(a terminated one is not)."""
+The agent composes the parts: env setup, the training loop, acting, evaluation and save/load live here;
+rollout collection (SAME_STEP autoreset, truncation bootstrap, recurrent state resets at episode starts)
+and GAE in xseq.rl.rollout; the clipped-objective update over minibatches of stored sequences in
+xseq.rl.ppo. Another on-policy algorithm can reuse RolloutCollector unchanged."""
 from __future__ import annotations
 
 import io
@@ -15,15 +14,17 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector import SyncVectorEnv
 from tensordict import TensorDict
 
-from .._threads import torch_threads
+from ..common.threads import torch_threads
 from . import envs as _envs
 from .config import PPOConfig
 from .normalize import Normalizer
 from .policy import ActorCritic
-from .spaces import check_obs_space, flatten_batch
+from .ppo import PPOUpdate, annealed
+from .rollout import RolloutCollector, gae, make_vec
+from .spaces import BatchSpaces, check_obs_space, flatten_batch
 
 _envs.register()
 
@@ -72,105 +73,45 @@ class RecurrentPPO:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5, foreach=True)
         self.normalizer = Normalizer(self.obs_dim, cfg.num_envs, cfg.gamma, cfg.normalize_obs, cfg.normalize_reward,
                                      cfg.clip_obs, cfg.clip_reward)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.shuffle = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # action sampling
+        self.shuffle = np.random.default_rng(seed)  # minibatch order
+        self.collector = RolloutCollector(self.policy, self.normalizer, self.generator, self.observation_space,
+                                          cfg.gamma, self.env_name)
+        self.ppo = PPOUpdate(self.policy, self.optimizer, cfg, self.shuffle)
+        self.batch_spaces = BatchSpaces(self.observation_space)
         self.num_timesteps = 0
         self.schedule = None  # (first, last) env step of the learn() call the annealing refers to
         self.log: list[dict] = []
-        self._envs = None
-        self._run = None  # collection state: obs, episode_start, policy state, episode returns/lengths
+
+    # the collector's vector env and carried collection state (obs, episode_start, policy state, episode
+    # returns/lengths), under the names they had when collection lived here
+    @property
+    def _envs(self):
+        return self.collector.envs
+
+    @property
+    def _run(self) -> dict | None:
+        return self.collector.run
 
     # ---- environments ----------------------------------------------------------------------------------
     def _make_vec(self, n: int, kind: str, fns=None):
-        fns = fns or [self.env_fn] * n
-        cls = SyncVectorEnv if kind == "sync" else AsyncVectorEnv
-        return cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-
-    def _flat(self, obs, vec) -> np.ndarray:
-        x = flatten_batch(self.observation_space, vec.observation_space, obs)
-        if not np.all(np.isfinite(x)):
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise ValueError(f"the environment {self.env_name!r} returned a non-finite observation (env {bad[0]}, "
-                             f"entry {bad[1]}: {x[tuple(bad)]}); NaN/inf observations are not used for training")
-        return x
+        return make_vec(fns or [self.env_fn] * n, kind)
 
     def _start(self):
         cfg = self.config
-        self._envs = self._make_vec(cfg.num_envs, cfg.vector)
-        obs, _ = self._envs.reset(seed=self.seed)
-        self._run = {"obs": self.normalizer.obs(self._flat(obs, self._envs), update=True),
-                     "episode_start": np.ones(cfg.num_envs, bool),
-                     "state": self.policy.init_state(cfg.num_envs),
-                     "ep_return": np.zeros(cfg.num_envs), "ep_length": np.zeros(cfg.num_envs, np.int64),
-                     "recent": []}
+        self.collector.start(self._make_vec(cfg.num_envs, cfg.vector), self.seed)
 
     # ---- collection --------------------------------------------------------------------------------------
-    @torch.no_grad()
     def collect(self) -> tuple[TensorDict, TensorDict]:
         """One rollout of rollout_steps per env: a TensorDict with batch size (num_envs, T), and the policy
         state before its first step (episode starts not yet applied)."""
-        cfg, run, pol = self.config, self._run, self.policy
-        N, T = cfg.num_envs, cfg.rollout_steps
-        state0 = run["state"].clone()
-        obs = np.empty((N, T, self.obs_dim), np.float32)
-        acts = torch.empty(N, T, pol.head.action_dim)
-        logp, values = torch.empty(N, T), torch.empty(N, T)
-        rewards, dones = np.empty((N, T), np.float32), np.empty((N, T), bool)
-        starts = np.empty((N, T), bool)
-        for t in range(T):
-            obs[:, t], starts[:, t] = run["obs"], run["episode_start"]
-            dist, value, run["state"] = pol.step(torch.from_numpy(run["obs"]), run["state"],
-                                                 torch.from_numpy(run["episode_start"]))
-            action = dist.sample(self.generator)
-            acts[:, t], logp[:, t], values[:, t] = action, dist.log_prob(action), value
-            raw, r, term, trunc, info = self._envs.step(pol.head.to_env(action))
-            done = np.logical_or(term, trunc)
-            run["ep_return"] += r
-            run["ep_length"] += 1
-            for i in np.flatnonzero(done):
-                run["recent"].append((float(run["ep_return"][i]), int(run["ep_length"][i])))
-            run["ep_return"][done], run["ep_length"][done] = 0.0, 0
-            r_norm = self.normalizer.reward(np.asarray(r, np.float64), done)
-            if trunc.any():  # bootstrap from the final observation; never on termination
-                rows = np.flatnonzero(np.logical_and(trunc, ~np.asarray(term)))
-                if len(rows):
-                    final = self._final_obs(info, rows)
-                    v = pol.value_after(torch.from_numpy(final), run["state"][torch.from_numpy(rows)])
-                    r_norm[rows] += cfg.gamma * v.numpy()
-            rewards[:, t], dones[:, t] = r_norm, done
-            run["obs"] = self.normalizer.obs(self._flat(raw, self._envs), update=True)
-            run["episode_start"] = done
-        _, last_value, _ = pol.step(torch.from_numpy(run["obs"]), run["state"], torch.from_numpy(run["episode_start"]))
-        adv, ret = self._gae(values.numpy(), last_value.numpy(), rewards, dones)
-        self.num_timesteps += N * T
-        return TensorDict({"obs": torch.from_numpy(obs), "actions": acts, "logp": logp, "values": values,
-                           "episode_start": torch.from_numpy(starts), "advantages": torch.from_numpy(adv),
-                           "returns": torch.from_numpy(ret)}, batch_size=[N, T]), state0
-
-    def _final_obs(self, info, rows) -> np.ndarray:
-        finals = [info["final_obs"][i] for i in rows]
-        if isinstance(self.observation_space, gym.spaces.Box):
-            picked = np.stack(finals)
-        else:
-            single = self._envs.single_observation_space
-            empty = gym.vector.utils.create_empty_array(single, len(rows))
-            picked = gym.vector.utils.concatenate(single, finals, empty)
-        x = flatten_batch(self.observation_space, self._batch_space(len(rows)), picked)
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"the environment {self.env_name!r} returned a non-finite final observation")
-        return self.normalizer.obs(x, update=False)
+        roll = self.collector.collect(self.config.rollout_steps)
+        adv, ret = self._gae(roll.values.numpy(), roll.last_value.numpy(), roll.rewards, roll.dones)
+        self.num_timesteps += roll.num_steps
+        return roll.batch(adv, ret), roll.state0
 
     def _gae(self, values, last_value, rewards, dones):
-        cfg = self.config
-        N, T = values.shape
-        adv = np.zeros((N, T), np.float32)
-        next_adv, next_value = np.zeros(N, np.float32), last_value
-        for t in range(T - 1, -1, -1):
-            live = 1.0 - dones[:, t]
-            delta = rewards[:, t] + cfg.gamma * next_value * live - values[:, t]
-            next_adv = delta + cfg.gamma * cfg.gae_lambda * live * next_adv
-            adv[:, t], next_value = next_adv, values[:, t]
-        return adv, adv + values
+        return gae(values, last_value, rewards, dones, self.config.gamma, self.config.gae_lambda)
 
     # ---- update --------------------------------------------------------------------------------------------
     def _progress_left(self) -> float:
@@ -178,40 +119,9 @@ class RecurrentPPO:
         return max(0.0, 1.0 - (self.num_timesteps - first) / max(1, last - first))
 
     def update(self, batch: TensorDict, state0: TensorDict) -> dict:
-        cfg, pol = self.config, self.policy
-        left = self._progress_left()
-        lr = cfg.learning_rate * (left if cfg.anneal_lr else 1.0)
-        clip = cfg.clip_range * (left if cfg.anneal_clip else 1.0)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        N = batch.batch_size[0]
-        per = cfg.minibatch_size // cfg.rollout_steps
-        stats = {"pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
-        n = 0
-        for _ in range(cfg.epochs):
-            order = torch.from_numpy(self.shuffle.permutation(N))
-            for i in range(0, N, per):
-                rows = order[i:i + per]
-                mb = batch[rows]
-                logp, ent, v = pol.evaluate(mb["obs"], mb["actions"], mb["episode_start"], state0[rows])
-                adv = mb["advantages"]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                ratio = (logp - mb["logp"]).exp()
-                pg = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
-                v_loss = 0.5 * (mb["returns"] - v).pow(2).mean()
-                loss = pg + cfg.vf_coef * v_loss - cfg.ent_coef * ent.mean()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                with torch.no_grad():
-                    stats["pg_loss"] += pg.item()
-                    stats["v_loss"] += v_loss.item()
-                    stats["entropy"] += ent.mean().item()
-                    stats["clip_frac"] += ((ratio - 1).abs() > clip).float().mean().item()
-                    stats["approx_kl"] += ((ratio - 1) - (logp - mb["logp"])).mean().item()
-                n += 1
-        return {k: v / n for k, v in stats.items()} | {"lr": lr, "clip_range": clip}
+        """The PPO update on one rollout, with the learning rate and clip range annealed by the schedule."""
+        lr, clip = annealed(self.config, self._progress_left())
+        return self.ppo(batch, state0, lr, clip)
 
     # ---- the loop ------------------------------------------------------------------------------------------
     def learn(self, total_steps: int | None = None, *, progress: bool = True, checkpoint: str | Path | None = None,
@@ -233,7 +143,7 @@ class RecurrentPPO:
         bar = tqdm(total=self.schedule[1] - self.schedule[0], initial=self.num_timesteps - self.schedule[0],
                    disable=not progress, unit="step", desc=f"PPO {cfg.encoder} {self.env_name}")
         with torch_threads(cfg.threads):
-            if self._envs is None:
+            if not self.collector.started:
                 self._start()
             next_eval = self._next_multiple(cfg.eval_interval)
             next_ckpt = self._next_multiple(checkpoint_interval)
@@ -243,7 +153,7 @@ class RecurrentPPO:
                 t1 = time.perf_counter()
                 stats = self.update(batch, state0)
                 t2 = time.perf_counter()
-                recent = self._run["recent"][-100:]
+                recent = self.collector.recent[-100:]
                 row = {"step": self.num_timesteps, "threads": torch.get_num_threads(),
                        "steps_per_s": per_rollout / (t2 - t0), "rollout_s": t1 - t0, "update_s": t2 - t1,
                        "train_return": float(np.mean([r for r, _ in recent])) if recent else float("nan"), **stats}
@@ -270,7 +180,7 @@ class RecurrentPPO:
     def predict(self, obs, state: TensorDict | None = None, episode_start=None, deterministic: bool = False):
         """obs: raw observations with a leading env dimension. Returns (actions as the env takes them, state)."""
         n = self._batch_size(obs)
-        x = flatten_batch(self.observation_space, self._batch_space(n), obs)
+        x = flatten_batch(self.observation_space, self.batch_spaces(n), obs)
         if not np.all(np.isfinite(x)):
             raise ValueError("obs contains NaN or inf")
         x = torch.from_numpy(self.normalizer.obs(x, update=False))
@@ -288,15 +198,6 @@ class RecurrentPPO:
             action = dist.mode() if deterministic else dist.sample(self.generator)
         self._returned = state
         return self.policy.head.to_env(action), state
-
-    def _batch_space(self, n: int):
-        """The space of n stacked observations (not needed, and not built, for Box observations)."""
-        if isinstance(self.observation_space, gym.spaces.Box):
-            return None
-        cache = self.__dict__.setdefault("_batch_spaces", {})
-        if n not in cache:
-            cache[n] = gym.vector.utils.batch_space(self.observation_space, n)
-        return cache[n]
 
     def _batch_size(self, obs) -> int:
         first = obs
@@ -348,16 +249,16 @@ class RecurrentPPO:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         envs = None
-        if isinstance(self._envs, SyncVectorEnv):
+        if isinstance(self.collector.envs, SyncVectorEnv):
             envs = io.BytesIO()
-            torch.save(self._envs.envs, envs, pickle_protocol=4)
+            torch.save(self.collector.envs.envs, envs, pickle_protocol=4)
             envs = envs.getvalue()
         ckpt = {"format": "xseq.rl/1", "config": self.config.to_dict(), "seed": self.seed, "env_name": self.env_name,
                 "env": self.config.env, "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state(),
                 "shuffle": self.shuffle.bit_generator.state, "num_timesteps": self.num_timesteps,
                 "schedule": self.schedule, "log": self.log, "envs": envs,
-                "run": None if self._run is None else {**self._run, "state": self._run["state"].to_dict()}}
+                "run": None if (run := self.collector.run) is None else {**run, "state": run["state"].to_dict()}}
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(ckpt, tmp)
         tmp.replace(path)
@@ -386,12 +287,9 @@ class RecurrentPPO:
             run["state"] = TensorDict.from_dict(run["state"], batch_size=[agent.config.num_envs])
             if ckpt["envs"] is not None:
                 envs = torch.load(io.BytesIO(ckpt["envs"]), weights_only=False)
-                agent._envs = agent._make_vec(len(envs), "sync", fns=[(lambda e=e: e) for e in envs])
-                agent._run = run
+                agent.collector.restore(agent._make_vec(len(envs), "sync", fns=[(lambda e=e: e) for e in envs]), run)
             # async envs cannot be saved: learn() starts them afresh (results then differ from an uninterrupted run)
         return agent
 
     def close(self) -> None:
-        if self._envs is not None:
-            self._envs.close()
-            self._envs = None
+        self.collector.close()

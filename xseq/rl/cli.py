@@ -8,6 +8,7 @@ import csv
 import math
 from pathlib import Path
 
+from ..common.plots import learning_curve
 from .agent import RecurrentPPO
 from .config import PPOConfig
 
@@ -46,24 +47,12 @@ class RunLog:
 
 
 def plot_learning_curve(log: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [r["step"] for r in log]
-    ax.plot(steps, [r["train_return"] for r in log], lw=1, alpha=0.6, label="training episodes (mean of last 100)")
     ev = [r for r in log if "eval_return" in r]
-    if ev:
-        ax.errorbar([r["step"] for r in ev], [r["eval_return"] for r in ev], [r["eval_std"] for r in ev],
-                    fmt="o-", ms=3, capsize=2, label="deterministic evaluation")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    curves = [dict(x=[r["step"] for r in log], y=[r["train_return"] for r in log],
+                   label="training episodes (mean of last 100)"),
+              dict(x=[r["step"] for r in ev], y=[r["eval_return"] for r in ev], yerr=[r["eval_std"] for r in ev],
+                   label="deterministic evaluation")]
+    learning_curve(path, curves, title, "env steps", "episode return")
 
 
 def main(argv=None) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.spaces.utils import flatdim, flatten
-from gymnasium.vector.utils import iterate
+from gymnasium.vector.utils import batch_space as stacked_space, iterate
 import torch.nn.functional as F
 from torch import nn
 
@@ -44,6 +44,21 @@ def check_obs_space(space) -> int:
                              f"Tuple/Dict of them")
     walk(space)
     return flatdim(space)
+
+
+class BatchSpaces:
+    """batch_spaces(n): the space of n stacked observations of `space`, built once per n; None for Box
+    observations (flatten_batch does not need it for them)."""
+
+    def __init__(self, space):
+        self.space, self.cache = space, {}
+
+    def __call__(self, n: int):
+        if isinstance(self.space, spaces.Box):
+            return None
+        if n not in self.cache:
+            self.cache[n] = stacked_space(self.space, n)
+        return self.cache[n]
 
 
 def flatten_batch(space, batch_space, obs) -> np.ndarray:

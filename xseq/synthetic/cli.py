@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .._cli import dispatch
+from ..common.cli import dispatch
 from .config import SyntheticRecipe
 from .paper import MODEL_NAMES, paper_value
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..nn.config import _from_dict
+from ..nn.config import config_from_dict
 from .formal import TASKS
 
 TASK_KINDS = ("formal", "mqar")
@@ -83,7 +83,7 @@ class SyntheticRecipe:
     def __post_init__(self):
         for key, cls in (("task", TaskConfig), ("train", SynTrainConfig), ("eval", EvalConfig)):
             if isinstance(getattr(self, key), dict):
-                setattr(self, key, _from_dict(cls, getattr(self, key)))
+                setattr(self, key, config_from_dict(cls, getattr(self, key)))
         if not isinstance(self.models, dict) or not self.models:
             raise ValueError("models must be a non-empty mapping of name -> model spec")
 

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..lm.config import LMConfig
-from ..lm.model import XLSTMLM
+from ..nn.lm import LMConfig, XLSTMLM
 from ..nn.config import XLSTMConfig
 
 KINDS = ("xlstm", "transformer")

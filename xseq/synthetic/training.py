@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..lm.model import optimizer_groups
-from ..lm.training import lr_factor
+from ..common.optim import optimizer_groups
+from ..common.plots import figure
+from ..common.schedules import warmup_cosine
 from .config import SyntheticRecipe, TaskConfig
 from .formal import Batch, get_task
 from .models import build_model
@@ -80,7 +81,7 @@ class SyntheticModule(L.LightningModule):
         c = self.cfg
         opt = torch.optim.AdamW(optimizer_groups(self.model, c.weight_decay), lr=c.lr, betas=c.betas)
         warm, ratio = int(c.warmup_fraction * c.steps), c.min_lr / c.lr
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, c.steps, ratio))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warm, c.steps, ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -149,25 +150,17 @@ def train_one(recipe: SyntheticRecipe, model_name: str, out_dir: str | Path = "r
 
 
 def _plot(history, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = np.array([h[0] for h in history])
     loss = np.array([h[1] for h in history])
     acc = np.array([h[2] for h in history])
     k = max(1, len(steps) // 200)
-    smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps[k - 1:], smooth(loss), label="training loss (counted positions)")
-    ax2 = ax.twinx()
-    ax2.plot(steps[k - 1:], smooth(acc), color="C1", label="training accuracy")
-    ax2.set_ylim(0, 1.02)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    ax2.set_ylabel("accuracy")
-    ax.set_title(title)
-    fig.legend(loc="center right", bbox_to_anchor=(0.88, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")  # noqa: E731
+    with figure(path, title, "step", "cross-entropy", dpi=100) as (fig, ax):
+        ax.plot(steps[k - 1:], smooth(loss), label="training loss (counted positions)")
+        ax2 = ax.twinx()
+        ax2.plot(steps[k - 1:], smooth(acc), color="C1", label="training accuracy")
+        ax2.set_ylim(0, 1.02)
+        ax2.set_ylabel("accuracy")
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.18),
+                  ncol=2, frameon=False)  # below the axes, never over the curves

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..frames import Panel
 from ..losses import pinball
-from ..training import KeepBest
+from ...common.callbacks import KeepBest
 
 
 class WindowBatches:

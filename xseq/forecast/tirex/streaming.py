@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict
 
-from ...stream import weights_digest
+from ...nn.stream import weights_digest
 
 
 class TiRexCore:

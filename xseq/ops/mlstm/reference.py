@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._state import MLSTMState
+from ..state import MLSTMState
 
 
 def segsum(logf: torch.Tensor) -> torch.Tensor:

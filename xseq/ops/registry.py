@@ -17,11 +17,15 @@ class Backend:
 
 
 _REGISTRY: dict[str, dict[str, Backend]] = {}
+_RESOLVED: dict[tuple, Callable] = {}  # (op, backend, device type, device index) -> fn; cleared on registration
 
 
 def register_backend(op: str, name: str, fn: Callable, *, available: Callable[[torch.device], bool] | None = None,
                      priority: int = 0) -> None:
+    """Add (or replace) backend `name` of `op`. `available(device)` says where it runs; `backend="auto"` takes
+    the available backend of highest priority."""
     _REGISTRY.setdefault(op, {})[name] = Backend(name, fn, available or (lambda device: True), priority)
+    _RESOLVED.clear()
 
 
 def backends(op: str) -> list[str]:
@@ -29,6 +33,16 @@ def backends(op: str) -> list[str]:
 
 
 def resolve(op: str, backend: str, device: torch.device) -> Callable:
+    """The function of `backend` ("auto" or a registered name) for `op` on `device` (a step path asks once
+    per block and time step: answers are cached until the registry changes)."""
+    key = (op, backend, device.type, device.index)
+    fn = _RESOLVED.get(key)
+    if fn is None:
+        fn = _RESOLVED[key] = _resolve(op, backend, device)
+    return fn
+
+
+def _resolve(op: str, backend: str, device: torch.device) -> Callable:
     table = _REGISTRY[op]
     if backend == "auto":
         usable = [b for b in table.values() if b.available(device)]

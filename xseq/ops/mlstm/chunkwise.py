@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._state import MLSTMState
-from .mlstm_ref import segsum
+from ..state import MLSTMState
+from .reference import segsum
 
 
 def mlstm_chunkwise(q, k, v, igate, fgate, state: MLSTMState, chunk_size: int):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._state import SLSTMState
+from ..state import SLSTMState
 
 FORGET = ("sigmoid", "exp")
 

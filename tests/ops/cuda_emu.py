@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ._cuda_ext import SRC
+from xseq.ops.cuda_ext import SRC
 
 CHUNK = 64  # kMLSTMChunk in csrc/cuda/mlstm_kernels.h
 ORDERS = {"forward": 0, "reverse": 1, "shuffle": 2}

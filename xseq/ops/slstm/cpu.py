@@ -11,13 +11,17 @@ Compiled at first use and cached on disk (numba cache=True); if numba cannot com
 the reference with one warning (see slstm.py)."""
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 import torch
 
-from ._cpu_math import consts, slstm_cell
-from ._dispatch import keep_for_backward
-from ._state import SLSTMState
+from ..checks import check_finite
+from ..registry import keep_for_backward, register_backend
+from ..state import SLSTMState
+from .numba_math import consts, slstm_cell
+from .torch_backend import _prepare, _slstm_torch
 
 
 @numba.njit(cache=True, nogil=True)
@@ -210,3 +214,35 @@ def slstm_fused(gx: torch.Tensor, R: torch.Tensor, state: SLSTMState, forget: st
     keep = keep_for_backward(gx, R, *state)
     h, c, n, m, h_last = _FusedSLSTM.apply(gx, R, *state, forget == "exp", grad_clip, keep)
     return h, SLSTMState(c, n, m, h_last)
+
+
+_FUSED_BROKEN: str | None = None
+
+
+def _slstm_numba(gx, R, state, *, forget, grad_clip=None):
+    """The fused CPU loop (slstm_cpu.py); the reference if numba cannot compile here (one warning)."""
+    global _FUSED_BROKEN
+    if _FUSED_BROKEN is None:
+        try:
+            out_dtype = gx.dtype
+            gx, R, state = _prepare(gx, R, state)
+            h, state = slstm_fused(gx, R, state, forget, grad_clip)
+            return h.to(out_dtype), state
+        except (ImportError, OSError, _numba_error()) as e:
+            _FUSED_BROKEN = f"{type(e).__name__}: {e}"
+            warnings.warn(f"xseq: the fused CPU sLSTM could not be compiled ({_FUSED_BROKEN}); using the PyTorch "
+                          f"reference instead", RuntimeWarning, stacklevel=3)
+    check_finite("gx", gx)  # slstm() left this check to the fused loop
+    return _slstm_torch(gx, R, state, forget=forget, grad_clip=grad_clip)
+
+
+def _numba_error():
+    try:
+        from numba.core.errors import NumbaError
+        return NumbaError
+    except ImportError:  # pragma: no cover
+        return ImportError
+
+
+_slstm_numba.checks_gx = True  # the fused loop counts non-finite entries of gx as it reads them
+register_backend("slstm", "numba", _slstm_numba, available=lambda device: device.type == "cpu", priority=10)

@@ -1,6 +1,7 @@
 """Input validation shared by the ops: every error names the argument and what was expected."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -25,7 +26,13 @@ def check_shape(name: str, x: torch.Tensor, expected: Sequence[int | None], layo
 
 def check_finite(name: str, x: torch.Tensor, allow_neg_inf: bool = False) -> None:
     """NaN (and +-inf) in inputs are reported, never propagated. `allow_neg_inf` is for the stabiliser m,
-    whose initial value is -inf by definition."""
+    whose initial value is -inf by definition. One pass in the usual case: a finite sum means no NaN or inf
+    (either would make the sum NaN or infinite); only a non-finite sum (bad values, -inf where allowed, or an
+    overflow of large finite values) pays for the elementwise check."""
+    if x.numel() and not x.is_complex():
+        total = float(x.sum(dtype=torch.float64) if x.dtype in (torch.float16, torch.bfloat16) else x.sum())
+        if math.isfinite(total):
+            return
     if allow_neg_inf:
         bad = torch.isnan(x) | (x == float("inf"))
     else:
