@@ -5,6 +5,7 @@
 #   ./run.sh test [ARGS]     the test suite (pytest ARGS)
 #   ./run.sh bench NAME      a benchmark from benchmarks/ (e.g. ./run.sh bench ops_cpu)
 #   ./run.sh xseq ARGS       the xseq command line
+#   ./run.sh lint            ruff check (the rules and line length are in pyproject.toml)
 #   ./run.sh cuda-check      compile every kernel-only CUDA unit (csrc/cuda/*_kernels.cu) with nvcc -c for
 #                            sm_80 and sm_90, and syntax-check the torch bindings (*_binding.cpp) against the
 #                            venv's torch headers (no GPU needed; CI runs it)
@@ -73,8 +74,9 @@ cmd="${1:-}"
 case "$cmd" in
   demo)  setup; exec "$VENV/bin/python" -m xseq.cli demo "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  lint)  setup; exec "$VENV/bin/python" -m ruff check . "$@" ;;
   bench) setup_bench; name="${1:?benchmark name, e.g. ops_cpu}"; shift; exec "$VENV/bin/python" "benchmarks/$name.py" "$@" ;;
   xseq)  setup; exec "$VENV/bin/python" -m xseq.cli "$@" ;;
   cuda-check) cuda_check ;;
-  *) echo "usage: ./run.sh demo | test [pytest args] | bench NAME [args] | xseq ARGS | cuda-check" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh demo | test [pytest args] | lint | bench NAME [args] | xseq ARGS | cuda-check" >&2; exit 2 ;;
 esac

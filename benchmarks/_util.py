@@ -29,10 +29,9 @@ def peak_rss_growth_of(fn) -> int:
 def measure_in_child(script: str, *args: str) -> int | None:
     """Run `python script --child-memory ARGS` in a fresh process, which prints its peak growth in bytes.
     Memory is measured apart from timing so that one case's freed arenas cannot hide another's peak."""
+    import os
     import subprocess
     import sys
-
-    import os
 
     # allocations over 64 KB straight from mmap: freed tensors leave the resident set at once, so the
     # high-water mark is live memory rather than allocator arenas

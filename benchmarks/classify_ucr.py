@@ -37,7 +37,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default=os.path.join(here, "..", "recipes", "classify", "ucr.yaml"))
-    p.add_argument("--data-dir", default=os.environ.get("XSEQ_DATA_DIR", os.path.join(here, "..", "..", "shared", "data")))
+    p.add_argument("--data-dir",
+                   default=os.environ.get("XSEQ_DATA_DIR", os.path.join(here, "..", "..", "shared", "data")))
     p.add_argument("--datasets", nargs="+", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--max-epochs", type=int, default=None, help="override the recipe (for a quick look)")

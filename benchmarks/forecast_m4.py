@@ -21,7 +21,7 @@ import torch
 from xseq.datasets.m4 import frequency_info, load_m4
 from xseq.forecast.ensemble import ForecastEnsemble
 from xseq.forecast.metrics import m4_scores, naive2, seasonal_naive
-from xseq.forecast.recipes import load_recipe, model_from_recipe
+from xseq.forecast.recipes import model_from_recipe
 
 # quoted from the M4 competition's results (sMAPE, MASE, OWA); None where we quote no figure
 QUOTED = {
@@ -57,7 +57,8 @@ def main():
     histories = data.histories()
     lengths = np.array([len(h) for h in histories])
     print(f"M4 {name}: {len(histories)} series, lengths {lengths.min()}-{lengths.max()} (median "
-          f"{int(np.median(lengths))}), horizon H={H}, season m={m}; recipe {recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}; "
+          f"{int(np.median(lengths))}), horizon H={H}, season m={m}; "
+          f"recipe {recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}; "
           f"torch {torch.__version__}, threads={torch.get_num_threads()}", flush=True)
 
     rows = {}
@@ -87,7 +88,8 @@ def main():
         forecasts[label] = f
         rows[label] = m4_scores(histories, data.test, f, m, ref)
         members = getattr(model, "member_times_", None)
-        detail = (f" ({len(members)} members: " + ", ".join(f"{t / 60:.1f}" for t in members) + " min)") if members else ""
+        detail = ((f" ({len(members)} members: " + ", ".join(f"{t / 60:.1f}" for t in members) + " min)")
+                  if members else "")
         print(f"{label}: trained in {times[label] / 60:.1f} min{detail}; sMAPE {rows[label]['smape']:.3f} "
               f"MASE {rows[label]['mase']:.3f} OWA {rows[label]['owa']:.3f}", flush=True)
 

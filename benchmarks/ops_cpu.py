@@ -43,7 +43,8 @@ def parallel_bytes(T, B=1, H=4):
 
 
 def bench_mlstm(lengths, repeats, mem_limit, recurrent_max):
-    header("mLSTM forward+backward on CPU: B=1, H=4, Dqk=Dv=64 (chunk 64); peak RSS = growth of resident memory over one fwd+bwd, measured in a fresh process")
+    header("mLSTM forward+backward on CPU: B=1, H=4, Dqk=Dv=64 (chunk 64); peak RSS = growth of resident memory "
+           "over one fwd+bwd, measured in a fresh process")
     print(f"  {'T':>6s}  {'mode':<10s} {'time':>12s} {'peak RSS':>11s}  {'time / T (us)':>13s}")
     results = {}
     for T in lengths:

@@ -13,7 +13,6 @@ import statistics
 import time
 
 import torch
-
 from stream_latency import matching_lstm, n_params
 
 import xseq

@@ -14,9 +14,8 @@ import statistics
 import time
 
 import torch
-from torch import nn
-
 from _util import rss_bytes
+from torch import nn
 
 import xseq
 

@@ -1,12 +1,11 @@
-"""TiRex on CPU: xseq against tirex-ts eager and tirex-ts compile=True, each through its public forecasting
-call (xseq: `load_tirex(path).forecast(context, 32)` and `TiRexForecaster.predict()` on a DataFrame; tirex-ts:
-`model.forecast(context, prediction_length=32)`), in one process, on the released configuration (35.3M parameters) with random weights written here in tirex-ts's
-checkpoint format (nothing is downloaded; the speed does not depend on the weights). Context 2048, 32 steps
-ahead, batch 1 and 32, 1 and 2 threads; the compile wait is reported apart; then the streaming cost per new
-observation (TiRexForecaster.stream) at step 100 and, on a small configuration, at steps 100 and 10,000.
-
-Usage: python benchmarks/tirex_cpu.py [--threads 1 2] [--batches 1 32] [--repeats 3] [--no-compile]
-"""
+"""TiRex on CPU: xseq against tirex-ts eager and tirex-ts compile=True, each through its public forecasting call
+(xseq: `load_tirex(path).forecast(context, 32)` and `TiRexForecaster.predict()` on a DataFrame; tirex-ts:
+`model.forecast(context, prediction_length=32)`), in one process, on the released configuration (35.3M
+parameters) with random weights written here in tirex-ts's checkpoint format (nothing is downloaded; the speed
+does not depend on the weights). Context 2048, 32 steps ahead, batch 1 and 32, 1 and 2 threads; the compile
+wait is reported apart; then the streaming cost per new observation (TiRexForecaster.stream) at step 100 and,
+on a small configuration, at steps 100 and 10,000. Usage: python benchmarks/tirex_cpu.py [--threads 1 2]
+[--batches 1 32] [--repeats 3] [--no-compile]"""
 from __future__ import annotations
 
 import argparse

@@ -14,5 +14,6 @@ def __getattr__(name):  # xseq.RecurrentPPO / xseq.PPOConfig without importing g
         return getattr(rl, name)
     raise AttributeError(f"module 'xseq' has no attribute {name!r}")
 
-__all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "XLSTMClassifier", "XLSTMConfig", "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",
+__all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "XLSTMClassifier", "XLSTMConfig",
+           "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",
            "__version__"]

@@ -271,8 +271,8 @@ def test_cli_pretrained_writes_forecast_and_plot(small_ckpt, tmp_path):
 
 
 def test_stream_equals_every_prefix_of_a_2000_step_series(small_ckpt):
-    """All 1,983 prefixes of a 2,000-step series (2 values and more) at once: the stream after observation t against one batched
-    cross_validate whose window ending at t reads the same prefix (1e-5 of the series' std)."""
+    """All 1,983 prefixes of a 2,000-step series (2 values and more) at once: the stream after observation t
+    against one batched cross_validate whose window ending at t reads the same prefix (1e-5 of the series' std)."""
     T, H = 2000, 16
     y = frame(T=T, seed=5)[["load"]]
     f = TiRexForecaster(small_ckpt, horizon=H, progress_bar=False).fit(y.iloc[:100])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xseq.lm import LMConfig, LMRecipe, XLSTMLM, count_parameters, generate, greedy_by_forward, optimizer_groups
+from xseq.lm import XLSTMLM, LMConfig, LMRecipe, count_parameters, generate, greedy_by_forward, optimizer_groups
 from xseq.lm.training import lr_factor
 from xseq.nn import XLSTMConfig
 

@@ -5,8 +5,8 @@ import torch
 from tensordict import TensorDict
 
 import xseq
-from xseq import XLSTMConfig, XLSTMEncoder
 from tests.helpers import rel_err
+from xseq import XLSTMConfig, XLSTMEncoder
 
 LAYOUTS = ["m", "s", "msms"]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import xseq
-from xseq.ops.slstm.block_step import MAX_BATCH
 from tests.helpers import rel_err
+from xseq.ops.slstm.block_step import MAX_BATCH
 
 
 def make(layout, seed=0, **slstm):

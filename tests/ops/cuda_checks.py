@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from xseq import ops
-from xseq.ops.slstm import reference as slstm_ref
 from tests.helpers import rel_err
 from tests.ops.test_slstm import make_inputs, random_state
-
+from xseq import ops
+from xseq.ops.slstm import reference as slstm_ref
 
 # ---- sLSTM --------------------------------------------------------------------------------------------------------
 

@@ -4,21 +4,21 @@ every machine, with the fibers of each block run in forward, reverse and shuffle
 makes the results depend on that order). The emulator's own checks are tested first, on kernels that are
 wrong in known ways. The gpu-marked tests (test_slstm_cuda.py, test_mlstm_cuda.py) run the same kernels on
 a device."""
-import importlib
 
 import pytest
 import torch
 
-from xseq import ops
+from tests.helpers import rel_err
+from tests.ops import cuda_checks as checks
 from tests.ops import cuda_emu as _cuda_emu
+
+# the backend functions of each op, by name
+from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
+from xseq import ops
 from xseq.ops import cuda_ext as _cuda_ext
 from xseq.ops.mlstm import cuda as mlstm_cuda
 from xseq.ops.slstm import cuda as slstm_cuda
-from tests.helpers import rel_err
-from tests.ops import cuda_checks as checks
 
-# the op modules (xseq.ops re-exports functions of the same names)
-from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
 pytestmark = pytest.mark.skipif(_cuda_emu.compiler() is None, reason="the CUDA emulator needs a C++ compiler")
 
 

@@ -1,14 +1,12 @@
 """The CUDA extension loader's fallback (runs anywhere: the build itself is a gpu-machine matter)."""
-import importlib
 import warnings
 
 import pytest
 import torch
 
+from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
 from xseq.ops import cuda_ext as _cuda_ext
 from xseq.ops.registry import resolve
-
-from tests.ops.backend_fns import mlstm, slstm  # noqa: E402
 
 
 def test_failed_build_warns_once_then_falls_back(monkeypatch):

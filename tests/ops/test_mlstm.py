@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from xseq import ops
 from tests.helpers import grad_errors, mlstm_oracle, rel_err
+from xseq import ops
 
 MODES = ["parallel", "chunkwise", "recurrent"]
 

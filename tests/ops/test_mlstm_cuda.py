@@ -6,10 +6,10 @@ through the emulator in test_cuda_emulated.py."""
 import pytest
 import torch
 
-from xseq import ops
-from xseq.ops import cuda_ext as _cuda_ext
 from tests.helpers import rel_err
 from tests.ops import cuda_checks as checks
+from xseq import ops
+from xseq.ops import cuda_ext as _cuda_ext
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")

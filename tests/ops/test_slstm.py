@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from tests.helpers import grad_errors, rel_err, slstm_oracle
 from xseq import ops
 from xseq.ops.slstm import reference as slstm_ref
-from tests.helpers import grad_errors, rel_err, slstm_oracle
 
 BACKENDS = ["torch", "numba"]  # the reference and the fused CPU loop, each against the float64 oracle
 

@@ -6,9 +6,9 @@ emulator in test_cuda_emulated.py."""
 import pytest
 import torch
 
+from tests.ops import cuda_checks as checks
 from xseq import ops
 from xseq.ops import cuda_ext as _cuda_ext
-from tests.ops import cuda_checks as checks
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")

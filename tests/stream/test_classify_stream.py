@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.stream._resume import resume_in_fresh_process
 from xseq import XLSTMClassifier
 from xseq.datasets import load_ett
-from tests.stream._resume import resume_in_fresh_process
 
 T = 2000
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.stream._resume import resume_in_fresh_process
 from xseq import XLSTMForecaster
 from xseq.datasets import load_ett
-from tests.stream._resume import resume_in_fresh_process
 
 T = 2000
 L, H = 48, 12

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from xseq.synthetic import SyntheticRecipe, build_model, get_task
 from xseq.synthetic.cli import summary_table
-from xseq.synthetic.training import evaluate, masked_logits, to_tensors, train_one
+from xseq.synthetic.training import masked_logits, to_tensors, train_one
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "synthetic"
 

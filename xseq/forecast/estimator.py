@@ -11,6 +11,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..common.callbacks import KeepBest
 from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
 from .covariates import fit_static, n_static_features
@@ -20,7 +21,6 @@ from .losses import LOSSES
 from .model import ForecastNet
 from .persistence import load_forecaster, save_forecaster
 from .scaling import SCALINGS
-from ..common.callbacks import KeepBest
 from .training import ForecastModule, evaluate
 from .windows import SAMPLINGS, context, series_windows, steps_per_epoch
 
@@ -60,7 +60,8 @@ class XLSTMForecaster(BaseEstimator):
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
                  layout: str = "mm", num_heads: int = 4, dropout: float = 0.1, head: str = "flatten", loss: str = "mse",
-                 quantiles=None, quantile_epochs: int = 2, cross_series: int = 0, max_epochs: int = 10, batch_size: int = 256, learning_rate: float = 3e-4,
+                 quantiles=None, quantile_epochs: int = 2, cross_series: int = 0, max_epochs: int = 10,
+                 batch_size: int = 256, learning_rate: float = 3e-4,
                  weight_decay: float = 0.01, patience: int = 3, val_size: float = 0.2, ridge="auto",
                  fill: str | None = None, max_train_windows: int | None = None, accelerator: str = "cpu",
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
@@ -327,7 +328,8 @@ class XLSTMForecaster(BaseEstimator):
             raise ValueError(f"refit must be True (after selection on validation, train again on every window) "
                              f"or False; got {self.refit!r}")
         if not isinstance(self.deep, bool):
-            raise ValueError(f"deep must be True (linear path + xLSTM) or False (the linear path alone); got {self.deep!r}")
+            raise ValueError(f"deep must be True (linear path + xLSTM) or False (the linear path alone); "
+                             f"got {self.deep!r}")
         if not self.deep and self.quantiles:
             raise ValueError("quantiles need deep=True: their head reads the xLSTM's features")
         if self.loss == "pinball" and not self.quantiles:

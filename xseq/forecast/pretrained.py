@@ -199,7 +199,8 @@ class TiRexForecaster(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
-        if not isinstance(self.max_epochs, (int, np.integer)) or isinstance(self.max_epochs, bool) or self.max_epochs < 0:
+        epochs = self.max_epochs
+        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
             raise ValueError(f"max_epochs must be an int >= 0 (0: zero-shot); got {self.max_epochs!r}")
         mtw = self.max_train_windows
         if mtw is not None and (not isinstance(mtw, (int, np.integer)) or isinstance(mtw, bool) or mtw < 1):

@@ -65,10 +65,11 @@ def cmd_generate(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    import numpy as np
+
     from .data import prepare
     from .evaluate import perplexity
     from .training import load_model
-    import numpy as np
     model, recipe = load_model(args.checkpoint)
     if args.file:
         tok = prepare(recipe.data, args.data_dir, verbose=False).tokenizer

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..nn.config import XLSTMConfig, config_from_dict
+from ..nn.config import config_from_dict
 from ..nn.lm import LMConfig, check_positive
 
 TOKENIZERS = ("char", "byte", "gpt2")

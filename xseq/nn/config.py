@@ -81,7 +81,8 @@ class SLSTMLayerConfig:
         if not self.ffn_factor > 0:
             raise ValueError(f"SLSTMLayerConfig.ffn_factor must be > 0; got {self.ffn_factor!r}")
         if self.recurrent_init not in ("zeros", "normal"):
-            raise ValueError(f"SLSTMLayerConfig.recurrent_init must be 'zeros' or 'normal'; got {self.recurrent_init!r}")
+            raise ValueError(f"SLSTMLayerConfig.recurrent_init must be 'zeros' or 'normal'; "
+                             f"got {self.recurrent_init!r}")
         r = self.fgate_bias_range
         if len(r) != 2 or not all(isinstance(v, (int, float)) for v in r) or r[0] > r[1]:
             raise ValueError(f"SLSTMLayerConfig.fgate_bias_range must be [lo, hi] with lo <= hi; got {list(r)!r}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import weakref
 
 import torch
-from tensordict import TensorDict
 import torch.nn.functional as F
+from tensordict import TensorDict
 from torch import nn
 
 from .. import ops
@@ -15,7 +15,6 @@ from .config import XLSTMConfig
 from .mlstm_block import MLSTMBlock
 from .rows import where_rows
 from .slstm_block import SLSTMBlock
-
 
 _LAST_OUT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # encoder -> (state, its block entries)
 
@@ -37,7 +36,8 @@ class XLSTMEncoder(nn.Module):
         self.config = config
         d, n = config.d_model, config.n_blocks
         self.blocks = nn.ModuleList(
-            MLSTMBlock(d, config.mlstm, n, config.dropout) if kind == "m" else SLSTMBlock(d, config.slstm, n, config.dropout)
+            MLSTMBlock(d, config.mlstm, n, config.dropout) if kind == "m"
+            else SLSTMBlock(d, config.slstm, n, config.dropout)
             for kind in config.block_types)
         self.norm = nn.LayerNorm(d, bias=False)
         self._keys = [f"block_{i}" for i in range(len(self.blocks))]
@@ -125,7 +125,8 @@ class XLSTMEncoder(nn.Module):
         """An xseq.Stream that feeds this encoder one observation (B, d_model) at a time."""
         from .stream import Stream
         from .streaming import EncoderCore
-        return Stream(EncoderCore(self), batch_size, device=device if device is not None else next(self.parameters()).device)
+        device = device if device is not None else next(self.parameters()).device
+        return Stream(EncoderCore(self), batch_size, device=device)
 
     def _state_shapes(self, batch_size: int) -> dict:
         """Leaf shapes of a valid state, built once per batch size (step() checks the state every call)."""

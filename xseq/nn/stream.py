@@ -86,7 +86,8 @@ class Stream:
                              "with active=..., or clean the data")
         with torch.inference_mode():
             if mask is not None:
-                x = torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, torch.zeros((), dtype=x.dtype, device=x.device))
+                zero = torch.zeros((), dtype=x.dtype, device=x.device)
+                x = torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, zero)
             out, state = self.core.step(x, self._state)
             if mask is None:
                 self._state, self._out = state, out

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from gymnasium.spaces.utils import flatdim, flatten
-from gymnasium.vector.utils import batch_space as stacked_space, iterate
-import torch.nn.functional as F
+from gymnasium.vector.utils import batch_space as stacked_space
+from gymnasium.vector.utils import iterate
 from torch import nn
 
 OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.Tuple, spaces.Dict)

@@ -1,5 +1,5 @@
 """xseq.synthetic: the paper's capability tests (D.1): formal languages, MQAR, nearest-neighbour search."""
-from .config import EvalConfig, SynTrainConfig, SyntheticRecipe, TaskConfig
+from .config import EvalConfig, SyntheticRecipe, SynTrainConfig, TaskConfig
 from .formal import TASKS, Batch, get_task
 from .models import CausalTransformer, build_model
 from .recall import mqar, nearest_neighbour

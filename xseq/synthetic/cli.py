@@ -27,7 +27,8 @@ def cmd_train(args) -> None:
     for name in names:
         r = train_one(recipe, name, args.out, progress=not args.no_progress)
         paper = paper_value(r["task"], name)
-        extra = "" if "by_length" not in r else "  by length " + ", ".join(f"{k}: {v:.2f}" for k, v in r["by_length"].items())
+        extra = ("" if "by_length" not in r
+                 else "  by length " + ", ".join(f"{k}: {v:.2f}" for k, v in r["by_length"].items()))
         print(f"{r['task']:>16} {name:>12}: scaled accuracy {r['scaled_accuracy']:.3f} (accuracy {r['accuracy']:.3f}"
               f"{'' if paper is None else f'; paper {paper:.2f}'}), {r['parameters']:,} parameters, "
               f"{r['steps']} steps x batch {r['batch_size']} in {r['train_s']:.0f} s{extra}", flush=True)

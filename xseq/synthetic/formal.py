@@ -34,7 +34,8 @@ class Task:
 
     def sample(self, rng: np.random.Generator, batch_size: int, lengths: tuple[int, int]) -> Batch:
         lo, hi = lengths
-        if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer)) and self.min_length <= lo <= hi):
+        ints = isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer))
+        if not (ints and self.min_length <= lo <= hi):
             raise ValueError(f"lengths for {self.name} must be (lo, hi) ints with {self.min_length} <= lo <= hi; "
                              f"got {lengths!r}")
         n = rng.integers(lo, hi + 1, size=batch_size)

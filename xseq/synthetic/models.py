@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.lm import LMConfig, XLSTMLM
 from ..nn.config import XLSTMConfig
+from ..nn.lm import XLSTMLM, LMConfig
 
 KINDS = ("xlstm", "transformer")
 
@@ -50,7 +50,8 @@ class RotaryAttention(nn.Module):
         self.h, self.dh = num_heads, d_model // num_heads
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
-        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, self.dh, 2).float() / self.dh), persistent=False)
+        inv_freq = 1.0 / 10000 ** (torch.arange(0, self.dh, 2).float() / self.dh)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def rotate(self, x):  # x (B, H, T, Dh)
         t = torch.arange(x.shape[2], device=x.device, dtype=torch.float32)

@@ -89,7 +89,8 @@ def net_from_state(cfg: TiRexConfig, sd: dict, backend: str = "auto", source: st
         for name, gate in _GATE_OF.items():
             W[gate] = sd[f"{s}slstm_layer.{name}.weight"].reshape(H, Dh, Dh).transpose(1, 2)
         ours[o + "slstm.W"] = W
-        ours[o + "slstm.R"] = sd[s + "slstm_layer.slstm_cell._recurrent_kernel_"].reshape(H, Dh, 4, Dh).permute(2, 0, 1, 3)
+        R = sd[s + "slstm_layer.slstm_cell._recurrent_kernel_"]
+        ours[o + "slstm.R"] = R.reshape(H, Dh, 4, Dh).permute(2, 0, 1, 3)
         ours[o + "slstm.bias"] = sd[s + "slstm_layer.slstm_cell._bias_"].reshape(H, 4, Dh).transpose(0, 1)
         ours[o + "slstm.norm.weight"] = 1.0 + sd[s + "slstm_layer.group_norm.weight"]
     try:

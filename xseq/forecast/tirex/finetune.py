@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ...common.callbacks import KeepBest
 from ..frames import Panel
 from ..losses import pinball
-from ...common.callbacks import KeepBest
 
 
 class WindowBatches:

@@ -10,7 +10,20 @@ import numba
 import numpy as np
 import torch
 
-from ..numba_layers import NJ, new_state, state_arrays, weight_views, conv_step, headnorm, headwise, layernorm, linear, logsigmoid, silu, view
+from ..numba_layers import (
+    NJ,
+    conv_step,
+    headnorm,
+    headwise,
+    layernorm,
+    linear,
+    logsigmoid,
+    new_state,
+    silu,
+    state_arrays,
+    view,
+    weight_views,
+)
 from ..registry import register_backend
 
 MAX_BATCH = 16  # above this the PyTorch step's batched matrix products win

@@ -8,13 +8,12 @@ import math
 
 import torch
 
-from ..checks import compute_dtype
 from .. import cuda_ext
+from ..checks import compute_dtype
 from ..registry import keep_for_backward, register_backend
 from ..state import MLSTMState
 from . import reference as mlstm_ref
 from .torch_backend import _mlstm_step_torch, _mlstm_torch
-
 
 MAX_DQK = 256  # kMLSTMMaxDqk in csrc/cuda/mlstm_kernels.h
 # bfloat16: the float32 SIMT kernels instead of the tensor-core ones (for comparisons)
@@ -112,7 +111,8 @@ def _mlstm_step_cuda(q, k, v, igate, fgate, state):
     bfloat16; autograd, float64 and a failed build (one warning) take the PyTorch step."""
     inputs = (q, k, v, igate, fgate) + (() if state is None else tuple(state))
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in inputs)
-    if needs_grad or compute_dtype(q, k, v, igate, fgate) != torch.float32 or not cuda_ext.usable("mlstm", "mLSTM step"):
+    if (needs_grad or compute_dtype(q, k, v, igate, fgate) != torch.float32
+            or not cuda_ext.usable("mlstm", "mLSTM step")):
         return _mlstm_step_torch(q, k, v, igate, fgate, state)
     if state is None:
         state = mlstm_ref.zero_state(q.float(), v.float())

@@ -33,7 +33,8 @@ def mlstm_step(q, k, v, igate, fgate, state=None, *, backend: str = "auto", vali
     validate=False skips the shape and finiteness checks, for callers that own their inputs and state (a
     stream checks each observation once, not every op of every block)."""
     if not validate:
-        return resolve("mlstm_step", backend, q.device)(q, k, v, igate, fgate, None if state is None else MLSTMState(*state))
+        state = None if state is None else MLSTMState(*state)
+        return resolve("mlstm_step", backend, q.device)(q, k, v, igate, fgate, state)
     names = ("q", "k", "v", "igate", "fgate")
     for name, x in zip(names, (q, k, v, igate, fgate)):
         check_shape(name, x, [None] * (2 if name.endswith("gate") else 3),

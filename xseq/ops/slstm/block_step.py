@@ -15,7 +15,7 @@ import numba
 import numpy as np
 import torch
 
-from ..numba_layers import NJ, new_state, state_arrays, weight_views, conv_step, headnorm, layernorm, linear, silu, view
+from ..numba_layers import NJ, conv_step, headnorm, layernorm, linear, new_state, silu, state_arrays, view, weight_views
 from ..registry import register_backend
 from .numba_math import consts, slstm_cell
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import compute_dtype
 from .. import cuda_ext
+from ..checks import compute_dtype
 from ..registry import keep_for_backward, register_backend
 from ..state import SLSTMState
 from .torch_backend import _slstm_torch

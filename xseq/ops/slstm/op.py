@@ -21,7 +21,8 @@ def slstm(gx, R, state=None, *, forget: str = "sigmoid", grad_clip: float | None
     if T == 0:
         raise ValueError("gx must have at least one time step (T >= 1); got T = 0")
     fn = resolve("slstm", backend, gx.device)
-    _check_common(gx, R, H, Dh, forget, check_gx=not getattr(fn, "checks_gx", False))  # a fused loop may check gx as it reads it
+    # a fused loop may check gx as it reads it
+    _check_common(gx, R, H, Dh, forget, check_gx=not getattr(fn, "checks_gx", False))
     state = check_state(state, B, H, Dh, gx.device)
     if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, (int, float))
                                   or not grad_clip > 0):
