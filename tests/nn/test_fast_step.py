@@ -100,3 +100,25 @@ def test_sees_weight_updates_and_moves():
     assert y64.dtype == torch.float64
     for clone in (copy.deepcopy(enc.float()), pickle.loads(pickle.dumps(enc))):
         assert rel_err(run(clone, xs, fast=True)[0], run(enc, xs, fast=False)[0]) < 1e-5
+
+
+def test_threads_stepping_one_encoder_agree_with_one_thread():
+    """Two threads streaming different sequences through one encoder (the fused step caches views and the last
+    state per block) get exactly what each would get alone."""
+    import threading
+
+    enc = make("mmsm")
+    xs = [torch.randn(1, 200, 64), torch.randn(1, 200, 64)]
+    alone = [run(enc, x, fast=True)[0] for x in xs]
+    got = [None, None]
+
+    def work(i):
+        got[i] = run(enc, xs[i], fast=True)[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, g in zip(alone, got):
+        assert torch.equal(a, g)

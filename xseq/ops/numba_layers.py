@@ -147,10 +147,13 @@ class _Cache:
     the data pointers they were taken from, and the state it returned last with that state's arrays. Copies
     and pickles of the block start empty (views of another block's memory are no use to them)."""
 
-    __slots__ = ("slots", "ptrs", "views", "last_state", "last_arrays")
+    __slots__ = ("weights", "last")
 
     def __init__(self):
-        self.slots = self.ptrs = self.views = self.last_state = self.last_arrays = None
+        # each field is replaced by one store of a whole tuple, so that threads stepping the same block see
+        # either the old or the new entry, never half of each
+        self.weights = None  # (parameter dicts, names, parameter objects, views)
+        self.last = None  # (the state a fused step returned last, its arrays)
 
     def __deepcopy__(self, memo):
         return _Cache()
@@ -173,16 +176,16 @@ def weight_views(block):
     assignment) is taken afresh; moves and casts (.to(), .float(), ...) clear it through `forget_weights`, which
     the blocks call from Module._apply; in-place updates (training, load_state_dict) are seen at once."""
     c = _cache(block)
-    if c.slots is not None and all(map(operator.is_, map(dict.get, c.slots[0], c.slots[1]), c.ptrs)):
-        return c.views  # every parameter is still the object the views were taken from (C-level loop)
+    cached = c.weights
+    if cached is not None and all(map(operator.is_, map(dict.get, cached[0], cached[1]), cached[2])):
+        return cached[3]  # every parameter is still the object the views were taken from (a C-level loop)
     slots = [(mod._parameters, name) for mod in block.modules() for name, p in mod._parameters.items()
              if p is not None]
-    c.slots = ([d for d, _ in slots], [name for _, name in slots])
     ws = block.step_weights()
     ok = all(w is None or (w.dtype == torch.float32 and w.device.type == "cpu") for w in ws)
-    c.views = tuple(None if w is None else view(w) for w in ws) if ok else None
-    c.ptrs = [d[name] for d, name in slots]
-    return c.views
+    views = tuple(None if w is None else view(w) for w in ws) if ok else None
+    c.weights = ([d for d, _ in slots], [name for _, name in slots], [d[name] for d, name in slots], views)
+    return views
 
 
 def forget_weights(block) -> None:
@@ -193,9 +196,9 @@ def forget_weights(block) -> None:
 def state_arrays(block, state, names: tuple):
     """Numpy views of state[name] for each name (None where absent). The state a block's fused step returned
     last is recognised and its arrays reused (the usual case: a stream feeding the state back)."""
-    c = _cache(block)
-    if c.last_state is state:
-        return c.last_arrays
+    last = _cache(block).last
+    if last is not None and last[0] is state:
+        return last[1]
     keys = state.keys()
     return tuple(view(state[n]) if n in keys else None for n in names)
 
@@ -205,8 +208,7 @@ def new_state(block, arrays: tuple, names: tuple, batch_size: int):
     that the next call can take its arrays back without conversions."""
     data = {n: torch.from_numpy(a) for n, a in zip(names, arrays) if a is not None}
     td = _make_td(data, batch_size=torch.Size([batch_size]))
-    c = _cache(block)
-    c.last_state, c.last_arrays = td, arrays
+    _cache(block).last = (td, arrays)
     return td
 
 

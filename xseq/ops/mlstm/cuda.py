@@ -1,7 +1,8 @@
 """mLSTM on CUDA: the fused step (csrc/cuda/mlstm_kernels.cu) for generation and streaming without autograd,
 one kernel per step instead of a dozen PyTorch ops; and the chunkwise forward and backward over sequences
-(csrc/cuda/mlstm_chunk_kernels.cu), wired into autograd here. JIT-compiled with ninja at first use (torch's
-extension cache). Registers the backend "cuda" of the ops "mlstm" and "mlstm_step"."""
+(csrc/cuda/mlstm_chunk_kernels.cu forward, mlstm_chunk_bwd_kernels.cu backward), wired into autograd here.
+JIT-compiled with ninja at first use (torch's extension cache). Registers the backend "cuda" of the ops "mlstm"
+and "mlstm_step"."""
 from __future__ import annotations
 
 import math
@@ -39,7 +40,7 @@ def _revcumsum(x: torch.Tensor) -> torch.Tensor:
 
 
 class _ChunkwiseMLSTMCUDA(torch.autograd.Function):
-    """The chunkwise kernels (csrc/cuda/mlstm_chunk_kernels.cu) in autograd. The kernels return dq, dk and dv;
+    """The chunkwise kernels (csrc/cuda/mlstm_chunk_{,bwd_}kernels.cu) in autograd. The kernels return dq, dk and dv;
     the gate gradients follow from them exactly, because every log gate weight multiplies a q.k product:
     d itil_j = k_j . dk_j, and d log f_s = sum_{t >= s} q_t . dq_t - sum_{j >= s} k_j . dk_j + <dC_T, C_T> +
     <dn_T, n_T> (the last two: the final state's share). The initial m gets <dC_0, C_0> + <dn_0, n_0>.

@@ -43,7 +43,7 @@ def _matmul(a, w, out):
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _fwd(gx, Rcat, c, n, m, h, exp_forget, keep, K, h_out, gates, cs, ns, hprev, bad):
     """gx: (B, T, 4, H, Dh), any strides (read in place); Rcat: (H, Dh, 4*Dh); c, n, m, h: (H, B, Dh), updated
-    in place to the final state; K: _cpu_math.consts. h_out: (B, T, H, Dh). With keep, head-major (each
+    in place to the final state; K: numba_math.consts. h_out: (B, T, H, Dh). With keep, head-major (each
     thread writes its own contiguous slabs): gates (H, T, 5, B, Dh) = i, f, z, o, dlogf/dftil; cs, ns
     (H, T + 1, B, Dh) the cell states before each step and after the last; hprev (H, B, T, Dh) the h before
     each step. bad (H,) counts the non-finite entries of gx per head (checked here, where gx is read anyway,
@@ -220,7 +220,7 @@ _FUSED_BROKEN: str | None = None
 
 
 def _slstm_numba(gx, R, state, *, forget, grad_clip=None):
-    """The fused CPU loop (slstm_cpu.py); the reference if numba cannot compile here (one warning)."""
+    """The fused CPU loop (this module); the reference if numba cannot compile here (one warning)."""
     global _FUSED_BROKEN
     if _FUSED_BROKEN is None:
         try:
