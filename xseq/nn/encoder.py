@@ -71,11 +71,18 @@ class XLSTMEncoder(nn.Module):
     def forward(self, x: torch.Tensor, state: TensorDict | None = None):
         self._check_input("x", x, 3)
         self._check_state(state, x.shape[0])
-        new = {}
-        for i, blk in enumerate(self.blocks):
-            key = f"block_{i}"
-            x, new[key] = blk(x, None if state is None else state[key])
-        return self.norm(x), TensorDict(new, batch_size=[x.shape[0]], device=x.device)
+        x_in, new = x, {}
+        try:
+            for i, blk in enumerate(self.blocks):
+                key = f"block_{i}"
+                x, new[key] = blk(x, None if state is None else state[key])
+        except ValueError as err:  # an op refused a NaN/inf that the blocks made from finite input
+            if "NaN or inf" not in str(err):
+                raise
+            raise _overflow("x", x_in) from err
+        y = self.norm(x)
+        _check_result("x", x_in, y)
+        return y, TensorDict(new, batch_size=[x.shape[0]], device=x.device)
 
     def step(self, x: torch.Tensor, state: TensorDict | None = None):
         """One time step: x (B, d_model) -> y (B, d_model) and the new state. Each block steps through the
@@ -86,7 +93,9 @@ class XLSTMEncoder(nn.Module):
             state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
         elif not self._returned_last(state):  # a state this encoder just returned was checked when built
             self._check_state(state, x.shape[0])
-        return self.step_unchecked(x, state)
+        y, new = self.step_unchecked(x, state)
+        _check_result("x", x, y)
+        return y, new
 
     def step_unchecked(self, x: torch.Tensor, state: TensorDict):
         """step() without validating x and state: for callers that own both (xseq.Stream)."""
@@ -139,9 +148,13 @@ class XLSTMEncoder(nn.Module):
     def _check_input(self, name: str, x: torch.Tensor, ndim: int) -> None:
         check_float(name, x)
         layout = "(B, T, d_model)" if ndim == 3 else "(B, d_model)"
-        if x.dim() != ndim or x.shape[-1] != self.d_model or (ndim == 3 and x.shape[1] == 0):
-            raise ValueError(f"{name} must be {layout} with d_model = {self.d_model}"
+        if x.dim() != ndim or x.shape[-1] != self.d_model or x.shape[0] == 0 or (ndim == 3 and x.shape[1] == 0):
+            raise ValueError(f"{name} must be {layout} with d_model = {self.d_model}, B >= 1"
                              f"{' and T >= 1' if ndim == 3 else ''}; got {tuple(x.shape)}")
+        want = self.norm.weight.dtype
+        if x.dtype != want and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"{name} must have the encoder's dtype {want} (its parameters'); got {x.dtype}: cast x, "
+                             f"or the encoder with .to({x.dtype})")
         check_finite(name, x)
 
     def _check_state(self, state, batch_size: int) -> None:
@@ -169,3 +182,17 @@ def state_dict_of(blocks: dict, batch_size: int) -> TensorDict:
         return TensorDict(blocks, batch_size=bs)
     return make({k: v if isinstance(v, TensorDict) else make(v, batch_size=bs) for k, v in blocks.items()},
                 batch_size=bs)
+
+
+def _overflow(name: str, x: torch.Tensor) -> ValueError:
+    big = float(x.detach().abs().max().float()) if x.numel() else 0.0
+    return ValueError(f"{name} is finite, but the encoder's arithmetic in {x.dtype} overflowed on it (|{name}| up to "
+                      f"{big:.3g}): rescale {name} (standardise it, or divide by its scale)")
+
+
+def _check_result(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Finite input must give a finite result: NaN is reported, never returned."""
+    try:
+        check_finite("y", y)
+    except ValueError:
+        raise _overflow(name, x) from None

@@ -30,7 +30,8 @@ def check_finite(name: str, x: torch.Tensor, allow_neg_inf: bool = False) -> Non
     (either would make the sum NaN or infinite); only a non-finite sum (bad values, -inf where allowed, or an
     overflow of large finite values) pays for the elementwise check."""
     if x.numel() and not x.is_complex():
-        total = float(x.sum(dtype=torch.float64) if x.dtype in (torch.float16, torch.bfloat16) else x.sum())
+        d = x.detach()
+        total = float(d.sum(dtype=torch.float64) if d.dtype in (torch.float16, torch.bfloat16) else d.sum())
         if math.isfinite(total):
             return
     if allow_neg_inf:
