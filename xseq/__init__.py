@@ -1,18 +1,42 @@
-"""xseq: xLSTM (sLSTM and mLSTM) encoders with a parallel and a step-wise face, for sequence modelling."""
-from . import ops
-from .classify import XLSTMClassifier
-from .forecast import ForecastEnsemble, TiRexForecaster, XLSTMForecaster
-from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
-from .nn.stream import Stream
+"""xseq: xLSTM (sLSTM and mLSTM) encoders with a parallel and a step-wise face, for sequence modelling.
+
+The public names below are imported on first use (PEP 562): `import xseq` is instant, and the command line
+answers --help without loading torch."""
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # the same imports, eager, for type checkers and tests/importgraph.py
+    from . import ops
+    from .classify import XLSTMClassifier
+    from .forecast import ForecastEnsemble, TiRexForecaster, XLSTMForecaster
+    from .nn import MLSTMLayerConfig, SLSTMLayerConfig, XLSTMConfig, XLSTMEncoder
+    from .nn.stream import Stream
+    from .rl import PPOConfig, RecurrentPPO
 
-def __getattr__(name):  # xseq.RecurrentPPO / xseq.PPOConfig without importing gymnasium for every user
-    if name in ("RecurrentPPO", "PPOConfig"):
-        from . import rl
-        return getattr(rl, name)
+_LAZY = {
+    "XLSTMForecaster": ".forecast", "ForecastEnsemble": ".forecast", "TiRexForecaster": ".forecast",
+    "XLSTMClassifier": ".classify",
+    "XLSTMConfig": ".nn", "MLSTMLayerConfig": ".nn", "SLSTMLayerConfig": ".nn", "XLSTMEncoder": ".nn",
+    "Stream": ".nn.stream",
+    "RecurrentPPO": ".rl", "PPOConfig": ".rl",
+}
+
+
+def __getattr__(name):
+    if name == "ops":
+        return importlib.import_module(".ops", __name__)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'xseq' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | {"ops"})
+
 
 __all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "XLSTMClassifier", "XLSTMConfig",
            "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",

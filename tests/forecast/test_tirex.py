@@ -256,15 +256,15 @@ def test_cli_pretrained_writes_forecast_and_plot(small_ckpt, tmp_path):
 
     y = frame(T=500).rename_axis("date")
     y.to_csv(tmp_path / "series.csv")
-    out, plot = tmp_path / "f.csv", tmp_path / "f.png"
+    out, plot = tmp_path / "forecast.csv", tmp_path / "forecast.png"  # --out is the folder for both
     result = cli.main(["--pretrained", str(small_ckpt), "--data", str(tmp_path / "series.csv"), "--horizon", "24",
-                       "--out", str(out), "--plot", str(plot)])
+                       "--out", str(tmp_path)])
     assert set(result) == {"TiRex", "seasonal naive"}
     fc = pd.read_csv(out, index_col=0, parse_dates=True)
     assert len(fc) == 24 and {"load", "load_q0.1", "load_q0.9"} <= set(fc.columns)
     assert plot.stat().st_size > 10_000
     tuned = cli.main(["--pretrained", str(small_ckpt), "--data", str(tmp_path / "series.csv"), "--horizon", "24",
-                      "--finetune", "1", "--out", str(out), "--plot", str(plot)])
+                      "--finetune", "1", "--out", str(tmp_path)])
     assert np.isfinite(tuned["TiRex"]).all()
     with pytest.raises(SystemExit, match="needs --data"):
         cli.main(["--pretrained", str(small_ckpt)])

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..common.callbacks import KeepBest
 from ..common.optim import optimizer_groups
+from ..common.quiet import check_verbose, quiet_lightning, show_progress
 from ..common.schedules import one_cycle
 from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
@@ -29,18 +30,22 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
     X: an array (n, T) or (n, T, C), or a list of (T_i, C) arrays of different lengths; y: any labels
     (strings too). Channels are scaled with statistics of the training data. A stratified `val_size` part
     of the training data drives early stopping (the best weights on validation are kept); val_size=0 trains
-    for `max_epochs` on everything. The prediction for a sequence depends on that sequence alone."""
+    for `max_epochs` on everything. The prediction for a sequence depends on that sequence alone.
+
+    Output while fitting (scikit-learn's convention): verbose=0 prints nothing, verbose=1 (the default, or
+    True) Lightning's progress bar only, verbose=2 also Lightning's own messages and warnings.
+    progress_bar=False turns the bar off at any level (as before verbose existed)."""
 
     def __init__(self, *, d_model: int = 64, layout: str = "ms", num_heads: int = 4, dropout: float = 0.0,
                  max_epochs: int = 200, batch_size: int = 16, learning_rate: float = 3e-3,
                  weight_decay: float = 0.05, label_smoothing: float = 0.0, patience: int = 30,
                  val_size: float = 0.0, accelerator: str = "cpu", threads: int | None = None, seed: int = 0,
-                 progress_bar: bool = True):
+                 progress_bar: bool = True, verbose: int = 1):
         self.d_model, self.layout, self.num_heads, self.dropout = d_model, layout, num_heads, dropout
         self.max_epochs, self.batch_size, self.learning_rate = max_epochs, batch_size, learning_rate
         self.weight_decay, self.label_smoothing, self.patience = weight_decay, label_smoothing, patience
         self.val_size, self.accelerator, self.threads, self.seed = val_size, accelerator, threads, seed
-        self.progress_bar = progress_bar
+        self.progress_bar, self.verbose = progress_bar, verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y) -> "XLSTMClassifier":
@@ -68,11 +73,11 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
         Xp, lengths = pad(seqs)
         target = torch.as_tensor(codes, dtype=torch.long)
 
-        with self._torch_settings():
+        with self._torch_settings(), quiet_lightning(self.verbose):
             L.seed_everything(self.seed, verbose=False)
             net = self._build_net(Xp.shape[-1], len(classes))
             net.set_scaling(mean, std)
-            module = _Module(net, Xp, lengths, target, self)
+            module = (_ValidatedModule if len(val) else _Module)(net, Xp, lengths, target, self)
             callbacks = []
             keep = None
             if len(val):
@@ -80,7 +85,8 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
                 callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
             trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1, logger=False,
                                 callbacks=callbacks, enable_checkpointing=False,
-                                enable_progress_bar=self.progress_bar, enable_model_summary=False,
+                                enable_progress_bar=show_progress(self.verbose, self.progress_bar),
+                                enable_model_summary=False,
                                 num_sanity_val_steps=0, log_every_n_steps=1)
             g = torch.Generator().manual_seed(self.seed)
             train_dl = DataLoader(TensorDataset(torch.as_tensor(train)), batch_size=self.batch_size, shuffle=True,
@@ -149,6 +155,7 @@ class XLSTMClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"val_size must be a fraction in [0, 1) or a number of sequences; got {self.val_size!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}")
+        check_verbose(self.verbose)
 
     def _torch_settings(self):
         return torch_threads(self.threads)
@@ -176,14 +183,19 @@ class _Module(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(y))
         return loss
 
-    def validation_step(self, batch, _):
-        x, lengths, y = self._batch(batch)
-        logits = self.net(x, lengths)
-        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, batch_size=len(y))
-
     def configure_optimizers(self):
         opt = torch.optim.AdamW(optimizer_groups(self.net, self.cfg.weight_decay), lr=self.cfg.learning_rate)
         total = max(1, self.trainer.estimated_stepping_batches)
         sched = one_cycle(opt, self.cfg.learning_rate, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class _ValidatedModule(_Module):
+    """_Module with a validation step, used only with a validation split (a validation_step without a val
+    loader makes Lightning warn that it skips the val loop)."""
+
+    def validation_step(self, batch, _):
+        x, lengths, y = self._batch(batch)
+        logits = self.net(x, lengths)
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True, batch_size=len(y))
+        self.log("val_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, batch_size=len(y))

@@ -1,5 +1,6 @@
 """What every `xseq` sub-command line shares.
 
+  OneLineParser              argparse.ArgumentParser whose own errors (bad value, unknown option) are one line
   add_common_flags(parser)   --debug (show the traceback), --quiet / --verbose
   dispatch(parser, argv)     parse, run args.fn(args); a problem with the user's input (CLIError, ValueError,
                              FileNotFoundError) becomes ONE line `prog: error: ...` on stderr and exit status 2,
@@ -14,6 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors (a bad value, an unknown option) as one line `prog: error: ...` and exit status 2,
+    like every other problem with the input; --help shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
 class CLIError(ValueError):

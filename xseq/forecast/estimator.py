@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..common.callbacks import KeepBest
+from ..common.quiet import check_verbose, quiet_lightning
 from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
 from .covariates import fit_static, n_static_features
@@ -56,6 +57,10 @@ class XLSTMForecaster(BaseEstimator):
     Validation: the last `val_size` of every series selects the ridge penalty and the training epoch (the
     untrained, linear-only network included). With `refit=True` the recipe then runs again on every window,
     the validation part included, with the selected penalty and number of epochs (no further selection).
+
+    Output while fitting (scikit-learn's convention): verbose=0 prints nothing, verbose=1 (the default, or
+    True) Lightning's progress bar only, verbose=2 also Lightning's own messages and warnings.
+    progress_bar=False turns the bar off at any level (as before verbose existed).
     """
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
@@ -67,7 +72,8 @@ class XLSTMForecaster(BaseEstimator):
                  threads: int | None = None, seed: int = 0, progress_bar: bool = True,
                  checkpoint_dir: str | None = None, min_context: int | None = None, sampling: str = "windows",
                  scaling: str = "standard", season: int = 1, hist_exog=None, gradient_clip_val: float | None = None,
-                 devices: int = 1, strategy: str = "auto", deep: bool = True, refit: bool = False):
+                 devices: int = 1, strategy: str = "auto", deep: bool = True, refit: bool = False,
+                 verbose: int = 1):
         self.horizon, self.lookback, self.patch_len = horizon, lookback, patch_len
         self.d_model, self.layout, self.num_heads, self.dropout, self.head = d_model, layout, num_heads, dropout, head
         self.loss, self.quantiles, self.quantile_epochs = loss, quantiles, quantile_epochs
@@ -79,6 +85,7 @@ class XLSTMForecaster(BaseEstimator):
         self.min_context, self.sampling, self.scaling, self.season = min_context, sampling, scaling, season
         self.hist_exog, self.gradient_clip_val = hist_exog, gradient_clip_val
         self.devices, self.strategy, self.deep, self.refit = devices, strategy, deep, refit
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, y: pd.DataFrame, X: pd.DataFrame | None = None, static: pd.DataFrame | None = None
@@ -106,7 +113,7 @@ class XLSTMForecaster(BaseEstimator):
             season=self.season, cross=K, static=static_matrix,
             covariates=[s.covariates for s in panel.series] if panel.cov_names else None)
         lay = lay_of([self._n_val(T) for T in lengths])
-        with self._torch_settings():
+        with self._torch_settings(), quiet_lightning(self.verbose):
             net, steps, self.ridge_, self.train_time_ = self._train(lay, len(lengths))
             if self.refit and len(lay.val):
                 # the selection is made; now the same recipe on every window, the validation part included
@@ -355,6 +362,7 @@ class XLSTMForecaster(BaseEstimator):
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
         self._quantiles()
+        check_verbose(self.verbose)
 
     def _min_context(self) -> int:
         return self.lookback if self.min_context is None else int(self.min_context)

@@ -54,12 +54,14 @@ def read_panel(y, X=None, *, fill: str | None = None, name: str = "y", fills: tu
             raise ValueError(f"{name} in long format takes only the columns unique_id, ds, y; got also {extra} "
                              f"(pass covariates as X)")
         series = []
-        for uid, group in y.groupby("unique_id", sort=False):
-            index = _time_index(pd.Index(group["ds"].to_numpy()), f"{name} (unique_id {uid!r})")
+        groups = y.groupby("unique_id", sort=False)
+        for uid, group in groups:
+            index = _time_index(pd.Index(group["ds"].to_numpy()), f"{name} (unique_id {uid!r})",
+                                where="column 'ds'", rows=groups.indices[uid])
             series.append(Series(uid, index, _numeric(group["y"], f"{name}['y'] (unique_id {uid!r})", fill)))
         panel = Panel("long", series, _common_freq(series, name))
     else:
-        index = _time_index(y.index, name)
+        index = _time_index(y.index, name, where="its index")
         bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c]) or pd.api.types.is_bool_dtype(y[c])]
         if bad:
             raise ValueError(f"{name} has non-numeric column(s) {bad}; every column must be a numeric series")
@@ -92,7 +94,10 @@ def attach_covariates(panel: Panel, X, *, fill=None, future: int = 0) -> None:
         if frame is None:
             raise ValueError(f"X has no rows for unique_id {s.name!r}")
         if frame.index.has_duplicates:
-            raise ValueError(f"X has duplicated timestamps{_for(s, panel)}")
+            where = "column 'ds'" if groups is not None else "its index"
+            rows = np.flatnonzero((X["unique_id"] == s.name).to_numpy()) if groups is not None else None
+            raise ValueError(f"X has duplicated timestamps{_for(s, panel)} in {where}: "
+                             f"{_first_duplicate(frame.index, rows)}")
         needed = s.index.append(future_index(s.index, panel.freq, future)) if future else s.index
         missing = needed.difference(frame.index)
         if len(missing):
@@ -131,18 +136,38 @@ def _for(s: Series, panel: Panel) -> str:
     return f" for unique_id {s.name!r}" if panel.fmt == "long" else ""
 
 
-def _time_index(index: pd.Index, name: str) -> pd.Index:
+def _time_index(index: pd.Index, name: str, where: str = "its index", rows: np.ndarray | None = None) -> pd.Index:
+    """where: what holds the timestamps, for the messages ("its index", "column 'ds'"); rows: each timestamp's
+    row position in the user's frame (a long frame's group; default: its position in `index`). Positions in
+    the messages count from 0, as iloc does."""
     if isinstance(index, pd.DatetimeIndex) or pd.api.types.is_datetime64_any_dtype(index):
         index = pd.DatetimeIndex(index)
     elif not pd.api.types.is_integer_dtype(index):
         raise ValueError(f"{name} must be indexed by timestamps (DatetimeIndex) or integer time steps "
                          f"(RangeIndex); got {index.dtype}")
     if index.has_duplicates:
-        dup = index[index.duplicated()][0]
-        raise ValueError(f"{name} has duplicated timestamps (first: {dup})")
+        raise ValueError(f"{name} has duplicated timestamps in {where}: {_first_duplicate(index, rows)}")
     if not index.is_monotonic_increasing:
-        raise ValueError(f"{name} has unsorted timestamps; sort it by time first")
+        if index.hasnans:
+            i = int(np.flatnonzero(index.isna())[0])
+            raise ValueError(f"{name} has a missing timestamp (NaT) in {where} at {_at(i, rows)}")
+        t = index.to_numpy()
+        i = int(np.flatnonzero(t[1:] < t[:-1])[0]) + 1
+        raise ValueError(f"{name} has unsorted timestamps in {where}: {index[i]} ({_at(i, rows)}) comes after "
+                         f"{index[i - 1]} ({_at(i - 1, rows)}); sort it by time first")
     return index
+
+
+def _at(i: int, rows: np.ndarray | None) -> str:
+    return f"position {i if rows is None else int(rows[i])}"
+
+
+def _first_duplicate(index: pd.Index, rows: np.ndarray | None = None) -> str:
+    """'<timestamp> (at positions 3, 4)' for the first timestamp that occurs more than once."""
+    dup = index[index.duplicated()][0]
+    at = np.flatnonzero(index == dup)
+    places = [str(int(i if rows is None else rows[i])) for i in at[:4]]
+    return f"{dup} (at positions {', '.join(places)}{', ...' if len(at) > 4 else ''})"
 
 
 def _freq(index: pd.Index, name: str):

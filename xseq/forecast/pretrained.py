@@ -12,6 +12,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..common.quiet import check_verbose
 from ..common.threads import torch_threads
 from .estimator import Backtest, _metrics
 from .frames import FILLS, MASK, Panel, read_panel, to_frame
@@ -30,18 +31,19 @@ class TiRexForecaster(BaseEstimator):
     Every forecast reads the last `context_length` (2048 for the released model) values of its series.
     Fine-tuning (max_epochs > 0): the pinball loss over the checkpoint's quantiles on windows of the training
     part, the last val_size of every series validating (early stopping; the best weights are kept, the
-    loaded ones included)."""
+    loaded ones included). While fine-tuning, verbose=0 prints nothing, verbose=1 (the default, or True)
+    Lightning's progress bar only (unless progress_bar=False), verbose=2 also Lightning's own messages."""
 
     def __init__(self, checkpoint, horizon: int, quantiles=None, *, fill: str | None = None, batch_size: int = 32,
                  backend: str = "auto", threads: int | None = None, max_epochs: int = 0,
                  learning_rate: float = 1e-4, weight_decay: float = 0.0, val_size: float = 0.2, patience: int = 2,
                  max_train_windows: int | None = 2048, seed: int = 0, progress_bar: bool = True,
-                 accelerator: str = "cpu"):
+                 accelerator: str = "cpu", verbose: int = 1):
         self.checkpoint, self.horizon, self.quantiles, self.fill = checkpoint, horizon, quantiles, fill
         self.batch_size, self.backend, self.threads = batch_size, backend, threads
         self.max_epochs, self.learning_rate, self.weight_decay = max_epochs, learning_rate, weight_decay
         self.val_size, self.patience, self.max_train_windows = val_size, patience, max_train_windows
-        self.seed, self.progress_bar, self.accelerator = seed, progress_bar, accelerator
+        self.seed, self.progress_bar, self.accelerator, self.verbose = seed, progress_bar, accelerator, verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, y: pd.DataFrame) -> "TiRexForecaster":
@@ -214,6 +216,7 @@ class TiRexForecaster(BaseEstimator):
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a number > 0; got {self.learning_rate!r}")
         self._quantiles()
+        check_verbose(self.verbose)
 
     def _check_same_series(self, panel: Panel) -> None:
         if panel.fmt != self.format_ or list(panel.names) != list(self.series_names_):

@@ -1,5 +1,5 @@
 """LMModule: the LightningModule of XLSTMLM training: next-token cross-entropy, AdamW groups (paper D.2), the
-warm-up + cosine schedule, and the loss history that travels in the checkpoints."""
+warm-up + cosine schedule, and the loss history and tokenizer that travel in the checkpoints."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..common.optim import optimizer_groups
 from ..common.schedules import warmup_cosine
+from .checkpoint import TOKENIZER_KEY
 from .config import LMRecipe
 from .model import XLSTMLM
 
@@ -20,9 +21,13 @@ class LMModule(L.LightningModule):
     """Next-token cross-entropy. Records the loss of every optimizer step (the mean over the global batch)
     and every validation in `history`, which travels in the checkpoints."""
 
-    def __init__(self, recipe: dict, accumulate: int = 1):
+    def __init__(self, recipe: dict, accumulate: int = 1, tokenizer: dict | None = None):
+        """tokenizer: the corpus tokenizer's state(), stored in every checkpoint (not in the hyperparameters,
+        which the loggers write out: a GPT-2 vocabulary is megabytes)."""
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["tokenizer"])
+        self.tokenizer = tokenizer
+        self.saved_step = None  # the optimizer step of the newest checkpoint written
         self.recipe = LMRecipe.from_dict({k: v for k, v in recipe.items() if k != "name"},
                                          name=recipe.get("name", "lm"))
         self.model = XLSTMLM(self.recipe.model)
@@ -75,6 +80,11 @@ class LMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["xseq_history"] = self.history
+        if self.tokenizer is not None:
+            checkpoint[TOKENIZER_KEY] = self.tokenizer
+        self.saved_step = self.global_step
 
     def on_load_checkpoint(self, checkpoint):
         self.history = checkpoint.get("xseq_history", {"train": [], "val": []})
+        if self.tokenizer is None:
+            self.tokenizer = checkpoint.get(TOKENIZER_KEY)

@@ -1,5 +1,6 @@
 """Tokenizers of the LM pipeline: characters of the corpus, UTF-8 bytes, or GPT-2's byte-level BPE read from
-its two public files (no network). Each one saves itself as a JSON-able spec and is rebuilt from it."""
+its two public files (no network). Each one saves itself as a JSON-able spec (a gpt2 one names its files) and
+as a self-contained state (what training checkpoints hold), and `from_spec` rebuilds it from either."""
 from __future__ import annotations
 
 import json
@@ -43,6 +44,9 @@ class CharTokenizer:
     def spec(self) -> dict:
         return {"kind": self.kind, "chars": self.chars}
 
+    def state(self) -> dict:
+        return self.spec()
+
 
 class ByteTokenizer:
     """UTF-8 bytes: 256 ids, any text."""
@@ -58,6 +62,9 @@ class ByteTokenizer:
 
     def spec(self) -> dict:
         return {"kind": self.kind}
+
+    def state(self) -> dict:
+        return self.spec()
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +98,16 @@ class GPT2Tokenizer:
 
     kind = "gpt2"
 
-    def __init__(self, directory: str | os.PathLike | None = None):
+    def __init__(self, directory: str | os.PathLike | None = None, *, encoder: dict | None = None,
+                 merges: list[str] | None = None):
+        """From GPT-2's files in `directory` (or $XSEQ_GPT2_DIR), or from their contents (`encoder`, the token ->
+        id map, and `merges`, "a b" lines in rank order), as `state()` holds them."""
+        if encoder is not None or merges is not None:
+            if not isinstance(encoder, dict) or not isinstance(merges, list):
+                raise ValueError("GPT2Tokenizer needs both encoder (a dict) and merges (a list of 'a b' strings)")
+            self.directory = None if directory is None else Path(directory)
+            self._build(encoder, merges)
+            return
         directory = directory or os.environ.get("XSEQ_GPT2_DIR")
         if not directory:
             raise ValueError("the gpt2 tokenizer needs its files: set data.tokenizer_dir (or XSEQ_GPT2_DIR) to a "
@@ -103,11 +119,15 @@ class GPT2Tokenizer:
         else:
             raise ValueError(f"no GPT-2 tokenizer files in {self.directory}: expected encoder.json + vocab.bpe "
                              f"or vocab.json + merges.txt")
-        self.encoder = json.loads((self.directory / vocab_name).read_text(encoding="utf-8"))
-        self.decoder = {i: s for s, i in self.encoder.items()}
+        encoder = json.loads((self.directory / vocab_name).read_text(encoding="utf-8"))
         lines = (self.directory / merges_name).read_text(encoding="utf-8").split("\n")
-        merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
-        self.ranks = {pair: r for r, pair in enumerate(merges)}
+        self._build(encoder, [line for line in lines if line and not line.startswith("#version")])
+
+    def _build(self, encoder: dict, merges: list[str]) -> None:
+        self.encoder = dict(encoder)
+        self.decoder = {i: s for s, i in self.encoder.items()}
+        self.merges = list(merges)
+        self.ranks = {tuple(line.split()): r for r, line in enumerate(self.merges)}
         self.byte_map = _byte_to_unicode()
         self.byte_unmap = {c: b for b, c in self.byte_map.items()}
         self.pattern = _pretokenizer()
@@ -153,15 +173,22 @@ class GPT2Tokenizer:
         return bytes(self.byte_unmap[c] for c in text).decode("utf-8", errors="replace")
 
     def spec(self) -> dict:
-        return {"kind": self.kind, "directory": str(self.directory)}
+        return {"kind": self.kind, "directory": None if self.directory is None else str(self.directory)}
+
+    def state(self) -> dict:
+        """The whole tokenizer (vocabulary and merges) as plain data: a checkpoint needs no files beside it."""
+        return {"kind": self.kind, "encoder": self.encoder, "merges": self.merges}
 
 
 def from_spec(spec: dict):
-    kind = spec.get("kind")
-    if kind == "char":
+    """The tokenizer of a spec() (a gpt2 one reads its files again) or of a state() (self-contained)."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "char" and isinstance(spec.get("chars"), str):
         return CharTokenizer(spec["chars"])
     if kind == "byte":
         return ByteTokenizer()
     if kind == "gpt2":
+        if "encoder" in spec:
+            return GPT2Tokenizer(encoder=spec["encoder"], merges=spec.get("merges"))
         return GPT2Tokenizer(spec.get("directory"))
-    raise ValueError(f"unknown tokenizer spec {spec!r}")
+    raise ValueError(f"unknown tokenizer spec {str(spec)[:200]}")

@@ -100,7 +100,9 @@ class XLSTMEncoder(nn.Module):
     def step_unchecked(self, x: torch.Tensor, state: TensorDict):
         """step() without validating x and state: for callers that own both (xseq.Stream)."""
         new = {}
-        blocks = self.__dict__["_block_list"]  # a plain list: ModuleList access costs more than a step's tail
+        blocks = self.__dict__.get("_block_list")  # a plain list: ModuleList access costs more than a step's tail
+        if blocks is None:  # an encoder pickled by an older version
+            blocks = self.__dict__["_block_list"] = list(self.blocks)
         fns = [ops.resolve(blk.step_op, blk.backend, x.device) for blk in blocks]
         fused = [fn.applies(blk, x) if hasattr(fn, "fused") else None for fn, blk in zip(fns, blocks)]
         if all(w is not None for w in fused) and self.norm.weight.dtype is torch.float32:

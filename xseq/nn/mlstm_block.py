@@ -94,6 +94,7 @@ class MLSTMBlock(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(d_model, bias=False)
         self.layer = MLSTMLayer(d_model, cfg, num_blocks)
+        self.__dict__["_cfg"] = cfg
         self.drop = nn.Dropout(dropout)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
@@ -111,7 +112,8 @@ class MLSTMBlock(nn.Module):
 
     @property
     def backend(self) -> str:
-        return self.layer.cfg.backend
+        cfg = self.__dict__.get("_cfg")  # the layer's config, a plain attribute read every step (absent in
+        return (cfg if cfg is not None else self.layer.cfg).backend  # blocks pickled by older versions)
 
     @property
     def dropout(self) -> float:

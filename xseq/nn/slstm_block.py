@@ -85,6 +85,7 @@ class SLSTMBlock(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(d_model, bias=False)
         self.layer = SLSTMLayer(d_model, cfg)
+        self.__dict__["_cfg"] = cfg
         self.ffn_norm = nn.LayerNorm(d_model, bias=False)
         self.ffn = GatedFFN(d_model, cfg.ffn_size(d_model), num_blocks)
         self.drop = nn.Dropout(dropout)
@@ -100,7 +101,8 @@ class SLSTMBlock(nn.Module):
 
     @property
     def backend(self) -> str:
-        return self.layer.cfg.backend
+        cfg = self.__dict__.get("_cfg")  # the layer's config, a plain attribute read every step (absent in
+        return (cfg if cfg is not None else self.layer.cfg).backend  # blocks pickled by older versions)
 
     @property
     def dropout(self) -> float:

@@ -6,7 +6,6 @@ and GAE in xseq.rl.rollout; the clipped-objective update over minibatches of sto
 xseq.rl.ppo. Another on-policy algorithm can reuse RolloutCollector unchanged."""
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,12 +20,15 @@ from ..common.threads import torch_threads
 from . import envs as _envs
 from .config import PPOConfig
 from .normalize import Normalizer
+from .persist import NotPlain, env_snapshot, from_plain, restore_env, safe_load, to_plain
 from .policy import ActorCritic
 from .ppo import PPOUpdate, annealed
 from .rollout import RolloutCollector, gae, make_vec
 from .spaces import BatchSpaces, check_obs_space, flatten_batch
 
 _envs.register()
+
+FORMAT = "xseq.rl/2"  # plain data only (read with weights_only=True); /1 held pickled envs and NumPy arrays
 
 
 def _env_maker(env, cfg: PPOConfig) -> tuple[Callable[[], gym.Env], str]:
@@ -58,6 +60,8 @@ class RecurrentPPO:
             env = cfg.env
         elif isinstance(env, str):
             cfg = cfg.replace(env=env)
+        elif callable(env) and cfg.env is not None:
+            cfg = cfg.replace(env=None)  # the config says what the agent is built on: a callable, not cfg.env
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an int; got {seed!r}")
         self.config, self.seed = cfg, seed
@@ -124,18 +128,30 @@ class RecurrentPPO:
         return self.ppo(batch, state0, lr, clip)
 
     # ---- the loop ------------------------------------------------------------------------------------------
-    def learn(self, total_steps: int | None = None, *, progress: bool = True, checkpoint: str | Path | None = None,
-              checkpoint_interval: int = 0, callback: Callable[["RecurrentPPO", dict], None] | None = None):
-        """Train for total_steps env steps (summed over envs; rounded up to whole rollouts). Without
-        total_steps, continue the schedule of the learn() call a loaded checkpoint was saved from. Every
+    def learn(self, total_steps: int | None = None, *, until: int | None = None, progress: bool = True,
+              checkpoint: str | Path | None = None, checkpoint_interval: int = 0,
+              callback: Callable[["RecurrentPPO", dict], None] | None = None):
+        """Train for total_steps more env steps (summed over envs; rounded up to whole rollouts), the learning
+        rate and clip range annealed over them. Or `until`: train until the agent has taken `until` env steps in
+        all, over every learn() call and resume (stable-baselines3's reset_num_timesteps=False), the annealing of
+        the schedule so far stretched to end there; an agent that is there already does nothing. Without
+        either, continue the schedule of the learn() call a loaded checkpoint was saved from. Every
         eval_interval steps a deterministic evaluation; every checkpoint_interval steps (and at the end) a
         checkpoint to `checkpoint`. Returns the agent."""
         cfg = self.config
-        if total_steps is None:
+        if total_steps is not None and until is not None:
+            raise ValueError("pass total_steps (steps to add) or until (the total to reach), not both")
+        if until is not None:
+            if not isinstance(until, int) or isinstance(until, bool) or until < 1:
+                raise ValueError(f"until must be a positive int; got {until!r}")
+            if self.num_timesteps >= until:
+                return self
+            self.schedule = (self.num_timesteps if self.schedule is None else self.schedule[0], until)
+        elif total_steps is None:
             if self.schedule is None:
                 raise ValueError("total_steps is required (no interrupted learn() to continue)")
         else:
-            if not isinstance(total_steps, int) or total_steps < 1:
+            if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
                 raise ValueError(f"total_steps must be a positive int; got {total_steps!r}")
             self.schedule = (self.num_timesteps, self.num_timesteps + total_steps)
         per_rollout = cfg.num_envs * cfg.rollout_steps
@@ -244,52 +260,90 @@ class RecurrentPPO:
 
     # ---- persistence -------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Everything needed to act, and to continue learning exactly (sync vector envs are saved with
-        their state; async ones are recreated and reset on resume)."""
+        """Everything needed to act, and to continue learning exactly, as plain data (tensors, numbers, strings:
+        load() reads it with torch.load(weights_only=True)). Sync vector envs are saved as their members'
+        values and put back into freshly built envs on load; envs holding state that is not plain data, and
+        async ones, are recreated and reset on resume."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         envs = None
         if isinstance(self.collector.envs, SyncVectorEnv):
-            envs = io.BytesIO()
-            torch.save(self.collector.envs.envs, envs, pickle_protocol=4)
-            envs = envs.getvalue()
-        ckpt = {"format": "xseq.rl/1", "config": self.config.to_dict(), "seed": self.seed, "env_name": self.env_name,
-                "env": self.config.env, "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+            envs = [env_snapshot(e) for e in self.collector.envs.envs]
+            envs = None if any(e is None for e in envs) else envs
+        run = self.collector.run
+        try:
+            ckpt = to_plain({
+                "format": FORMAT, "config": self.config.to_dict(), "seed": self.seed, "env_name": self.env_name,
+                "env": self.config.env,  # None: built from a callable, which load() must be given again
+                "policy": dict(self.policy.state_dict()), "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state(),
                 "shuffle": self.shuffle.bit_generator.state, "num_timesteps": self.num_timesteps,
                 "schedule": self.schedule, "log": self.log, "envs": envs,
-                "run": None if (run := self.collector.run) is None else {**run, "state": run["state"].to_dict()}}
+                "run": None if run is None else {**run, "state": run["state"].to_dict()}})
+        except NotPlain as e:
+            raise ValueError(f"cannot save the agent as plain data: it holds {e} (in its config's env_kwargs?)"
+                             ) from None
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(ckpt, tmp)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path, env=None) -> "RecurrentPPO":
-        """Rebuild an agent from save(); `env` is needed only for an env that was given as a callable."""
+        """Rebuild an agent from save(); `env` is needed only for an agent built on an env given as a callable.
+        Reads plain data only: a file holding pickled objects (which could run code) is refused with a
+        ValueError, and so are truncated or corrupted files and checkpoints of something else."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no checkpoint at {str(path)!r}")
-        ckpt = torch.load(path, weights_only=False)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != "xseq.rl/1":
-            raise ValueError(f"{str(path)!r} is not an xseq.rl checkpoint")
-        env = env if env is not None else ckpt["env"]
-        if env is None:
-            raise ValueError("this agent was trained on an env given as a callable: pass env= to load()")
-        agent = cls(env, PPOConfig.from_dict(ckpt["config"]), seed=ckpt["seed"])
-        agent.policy.load_state_dict(ckpt["policy"])
-        agent.optimizer.load_state_dict(ckpt["optimizer"])
-        agent.normalizer.load_state_dict(ckpt["normalizer"])
-        agent.generator.set_state(ckpt["generator"])
-        agent.shuffle.bit_generator.state = ckpt["shuffle"]
-        agent.num_timesteps, agent.schedule, agent.log = ckpt["num_timesteps"], ckpt["schedule"], ckpt["log"]
-        if ckpt["run"] is not None:
-            run = dict(ckpt["run"])
-            run["state"] = TensorDict.from_dict(run["state"], batch_size=[agent.config.num_envs])
-            if ckpt["envs"] is not None:
-                envs = torch.load(io.BytesIO(ckpt["envs"]), weights_only=False)
-                agent.collector.restore(agent._make_vec(len(envs), "sync", fns=[(lambda e=e: e) for e in envs]), run)
-            # async envs cannot be saved: learn() starts them afresh (results then differ from an uninterrupted run)
+        ckpt = safe_load(path, "xseq.rl")
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+            fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+            older = f" (format {fmt!r}, from an older xseq: retrain it)" if fmt == "xseq.rl/1" else \
+                f" (format {fmt!r})" if fmt else ""
+            raise ValueError(f"{str(path)!r} is not an {FORMAT} checkpoint{older}")
+        try:
+            ckpt = from_plain(ckpt)
+            cfg = PPOConfig.from_dict(ckpt["config"])
+            if env is None:
+                env = ckpt["env"]
+                if env is None:
+                    raise ValueError(f"{str(path)!r} holds an agent trained on an env given as a callable "
+                                     f"({ckpt['env_name']}): pass env= to load()")
+            agent = cls(env, cfg, seed=ckpt["seed"])
+            try:
+                agent.policy.load_state_dict(ckpt["policy"])
+            except RuntimeError as e:
+                where = "the env passed to load()" if env is not ckpt["env"] else "the env it names"
+                raise ValueError(f"{str(path)!r} does not fit {where}: its policy's weights have other shapes "
+                                 f"({str(e).splitlines()[-1].strip()[:200]})") from None
+            agent.optimizer.load_state_dict(ckpt["optimizer"])
+            agent.normalizer.load_state_dict(ckpt["normalizer"])
+            agent.generator.set_state(ckpt["generator"])
+            agent.shuffle.bit_generator.state = ckpt["shuffle"]
+            agent.num_timesteps, agent.log = ckpt["num_timesteps"], ckpt["log"]
+            agent.schedule = None if ckpt["schedule"] is None else tuple(ckpt["schedule"])
+            if ckpt["run"] is not None and ckpt["envs"] is not None:
+                run = dict(ckpt["run"])
+                run["state"] = TensorDict.from_dict(run["state"], batch_size=[agent.config.num_envs])
+                envs = agent._restore_envs(ckpt["envs"])
+                if envs is not None:
+                    agent.collector.restore(agent._make_vec(len(envs), "sync", fns=[(lambda e=e: e) for e in envs]),
+                                            run)
+            # otherwise learn() starts the envs afresh (results then differ from an uninterrupted run)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{str(path)!r} is not a complete {FORMAT} checkpoint ({type(e).__name__}: {e})") from None
         return agent
+
+    def _restore_envs(self, snapshots: list) -> list | None:
+        envs = []
+        for snap in snapshots:
+            env = self.env_fn()
+            envs.append(env)
+            if not restore_env(env, snap):  # another make of env than the saved one: start afresh
+                for e in envs:
+                    e.close()
+                return None
+        return envs
 
     def close(self) -> None:
         self.collector.close()

@@ -1,6 +1,10 @@
 """`xseq rl train RECIPE [--steps N] [--seed S] [--log-dir D] [--resume]`: train RecurrentPPO from a recipe,
 with a progress bar, a CSV log (and TensorBoard events where tensorboard is installed), periodic
-deterministic evaluation, a checkpoint that --resume continues from, and a learning-curve PNG."""
+deterministic evaluation, a checkpoint that --resume continues from, and a learning-curve PNG.
+
+--steps is the run's TOTAL of env steps. With --resume the run continues from the log dir's checkpoint.pt up
+to --steps in all (default: the total of the run that wrote the checkpoint), the annealing stretched to end
+there; a checkpoint already there says so and trains nothing."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +12,8 @@ import csv
 import math
 from pathlib import Path
 
+from ..common.cli import OneLineParser, add_common_flags, dispatch, existing_file, fail, nonneg_int, positive_int
 from ..common.plots import learning_curve
-from .agent import RecurrentPPO
-from .config import PPOConfig
 
 
 class RunLog:
@@ -19,13 +22,21 @@ class RunLog:
     COLUMNS = ["step", "threads", "steps_per_s", "rollout_s", "update_s", "train_return", "eval_return",
                "eval_std", "pg_loss", "v_loss", "entropy", "clip_frac", "approx_kl", "lr", "clip_range"]
 
-    def __init__(self, log_dir: Path, append: bool):
+    def __init__(self, log_dir: Path, append: bool, upto: int | None = None):
+        """append: continue the file of an earlier run, dropping its rows after env step `upto` (those a crash
+        logged after the checkpoint the run resumes from)."""
         self.path = log_dir / "progress.csv"
         new = not (append and self.path.exists())
-        self.file = open(self.path, "w" if new else "a", newline="")
+        kept = []
+        if not new and upto is not None:
+            with open(self.path, newline="") as f:
+                kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= upto]
+        self.file = open(self.path, "w" if new or upto is not None else "a", newline="")
         self.csv = csv.DictWriter(self.file, fieldnames=self.COLUMNS, extrasaction="ignore")
-        if new:
+        if new or upto is not None:
             self.csv.writeheader()
+            self.csv.writerows(kept)
+            self.file.flush()
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(log_dir / "tb"))
@@ -55,41 +66,74 @@ def plot_learning_curve(log: list[dict], path: Path, title: str) -> None:
     learning_curve(path, curves, title, "env steps", "episode return")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="xseq rl", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="xseq rl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train from a recipe")
-    t.add_argument("recipe", help="a recipe YAML (recipes/rl/*.yaml)")
-    t.add_argument("--steps", type=int, default=None, help="env steps (default: the recipe's total_steps)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-dir", default=None, help="default: the recipe's log_dir, else runs/rl/<recipe>-s<seed>")
-    t.add_argument("--resume", action="store_true", help="continue from the log dir's checkpoint.pt")
-    t.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    t = sub.add_parser("train", help="train from a recipe (or continue a run with --resume)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("recipe", type=existing_file, help="a recipe YAML (recipes/rl/*.yaml)")
+    t.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                   help="env steps in all, summed over the envs and rounded up to whole rollouts (default: the "
+                        "recipe's total_steps; with --resume, the total of the run being continued)")
+    t.add_argument("--seed", type=nonneg_int, default=0, metavar="S",
+                   help="seed of the agent and its envs (default 0; with --resume the checkpoint's)")
+    t.add_argument("--log-dir", default=None, metavar="DIR",
+                   help="where progress.csv, checkpoint.pt and learning_curve.png go (default: the recipe's "
+                        "log_dir, else runs/rl/<recipe>-s<seed>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.pt up to --steps in all (its agent, config and seed)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (--quiet implies it)")
+    add_common_flags(t)
+    t.set_defaults(fn=cmd_train)
+    return p
+
+
+def cmd_train(args) -> None:
+    from .agent import RecurrentPPO  # torch and the agent load when a command runs, not for --help
+    from .config import PPOConfig
 
     cfg = PPOConfig.from_yaml(args.recipe)
     log_dir = Path(args.log_dir or cfg.log_dir or f"runs/rl/{Path(args.recipe).stem}-s{args.seed}")
-    log_dir.mkdir(parents=True, exist_ok=True)
+    if log_dir.exists() and not log_dir.is_dir():
+        fail("--log-dir", f"is not a folder: {log_dir}")
     ckpt = log_dir / "checkpoint.pt"
-    steps = args.steps or cfg.total_steps
+    say = (lambda *a, **k: None) if args.quiet else print
     if args.resume:
-        if not ckpt.exists():
-            raise SystemExit(f"--resume: no checkpoint at {ckpt}")
+        if not ckpt.is_file():
+            fail("--resume", f"finds no checkpoint at {ckpt} (train without --resume first, or pass the --log-dir "
+                             f"of the run to continue)")
         agent = RecurrentPPO.load(ckpt)
+        cfg = agent.config
+        target = args.steps or (agent.schedule[1] if agent.schedule else cfg.total_steps)
+        if agent.num_timesteps >= target:
+            reach = (f"already at --steps {target:,} or past it" if args.steps else
+                     "the total of the run that wrote it")
+            print(f"xseq rl: nothing to do: the checkpoint in {log_dir} is at {agent.num_timesteps:,} env steps, "
+                  f"{reach}; pass --steps N with N > {agent.num_timesteps:,} to train further")
+            agent.close()
+            return
     else:
         agent = RecurrentPPO(None, cfg, seed=args.seed)
-    log = RunLog(log_dir, append=args.resume)
-    print(f"xseq rl: {agent.env_name}, encoder {cfg.encoder}, {sum(p.numel() for p in agent.policy.parameters()):,} "
-          f"parameters, {cfg.num_envs} envs, torch threads {cfg.threads}; logs in {log_dir}")
+        target = args.steps or cfg.total_steps
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(log_dir, append=args.resume, upto=agent.num_timesteps if args.resume else None)
+    say(f"xseq rl: {agent.env_name}, encoder {cfg.encoder}, {sum(p.numel() for p in agent.policy.parameters()):,} "
+        f"parameters, {cfg.num_envs} envs, torch threads {cfg.threads}; "
+        + (f"from {agent.num_timesteps:,} to " if args.resume else "") + f"{target:,} env steps; logs in {log_dir}")
     try:
-        agent.learn(None if args.resume else steps, progress=not args.no_progress, checkpoint=ckpt,
+        agent.learn(until=target, progress=not (args.no_progress or args.quiet), checkpoint=ckpt,
                     checkpoint_interval=max(cfg.eval_interval, cfg.num_envs * cfg.rollout_steps), callback=log)
     finally:
         log.close()
     mean, std = agent.evaluate(cfg.eval_episodes)
     last = agent.log[-1]
-    print(f"final deterministic return over {cfg.eval_episodes} episodes: {mean:.1f} +- {std:.1f}; "
-          f"{last['steps_per_s']:.0f} env steps/s on {last['threads']} torch thread(s) (last rollout)")
+    print(f"final deterministic return over {cfg.eval_episodes} episodes: {mean:.1f} +- {std:.1f} after "
+          f"{agent.num_timesteps:,} env steps; {last['steps_per_s']:.0f} env steps/s on {last['threads']} torch "
+          f"thread(s) (last rollout)")
     plot_learning_curve(agent.log, log_dir / "learning_curve.png", f"{agent.env_name} ({cfg.encoder})")
     agent.close()
+
+
+def main(argv=None) -> None:
+    dispatch(build_parser(), argv)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...common.callbacks import KeepBest
+from ...common.quiet import quiet_lightning, show_progress
 from ..frames import Panel
 from ..losses import pinball
 
@@ -54,11 +55,16 @@ class TiRexModule(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch[0]))
         return loss
 
-    def validation_step(self, batch, _):
-        self.log("val_loss", self.loss(batch), prog_bar=True, batch_size=len(batch[0]))
-
     def configure_optimizers(self):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.wd)
+
+
+class ValidatedTiRexModule(TiRexModule):
+    """TiRexModule with a validation step: used only when there are validation windows (a validation_step
+    without a val loader makes Lightning warn that it skips the val loop)."""
+
+    def validation_step(self, batch, _):
+        self.log("val_loss", self.loss(batch), prog_bar=True, batch_size=len(batch[0]))
 
 
 def finetune(f, net, panel: Panel) -> dict:
@@ -82,7 +88,7 @@ def finetune(f, net, panel: Panel) -> dict:
     g = torch.Generator().manual_seed(f.seed)
     train = DataLoader(list(map(tuple, pairs_train)), batch_size=f.batch_size, shuffle=True, generator=g,
                        collate_fn=data.collate)
-    module = TiRexModule(net, H, f.learning_rate, f.weight_decay)
+    module = (ValidatedTiRexModule if pairs_val else TiRexModule)(net, H, f.learning_rate, f.weight_decay)
     report = {}
     callbacks, val = [], None
     if pairs_val:
@@ -91,10 +97,13 @@ def finetune(f, net, panel: Panel) -> dict:
         keep = KeepBest("val_loss", initial, {k: v.clone() for k, v in net.state_dict().items()})
         callbacks = [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=f.patience)]
         report["initial_val_loss_"] = initial
-    trainer = L.Trainer(max_epochs=f.max_epochs, accelerator=f.accelerator, devices=1, logger=False,
-                        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=f.progress_bar,
-                        enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(module, train, val)
+    verbose = getattr(f, "verbose", 1)
+    with quiet_lightning(verbose):
+        trainer = L.Trainer(max_epochs=f.max_epochs, accelerator=f.accelerator, devices=1, logger=False,
+                            callbacks=callbacks, enable_checkpointing=False,
+                            enable_progress_bar=show_progress(verbose, f.progress_bar),
+                            enable_model_summary=False, num_sanity_val_steps=0)
+        trainer.fit(module, train, val)
     if pairs_val:
         net.load_state_dict(keep.best_state)
         report.update(best_val_loss_=keep.best_score, best_epoch_=keep.best_epoch)

@@ -54,7 +54,7 @@ def slstm_block_step(x, ln_w, has_conv, conv_w, conv_b, conv_state, W_if, W_zo, 
     n_new = np.empty_like(n)
     m_new = np.empty_like(m)
     h_new = np.empty_like(h)
-    pre = np.empty(4 * Dh, np.float64)  # the gate pre-activations summed in float64
+    pre = np.empty(4 * Dh, dt)
     for b in range(B):
         for hh in range(H):
             s = hh * Dh
