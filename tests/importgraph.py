@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parents[1] / "xseq"
 # floors, bottom first; a room may import only from its own floor's room or from lower floors, and
 # rooms on the application floor never import each other
 LAYERS: list[tuple[str, ...]] = [
+    ("xseq.lazy",),  # lazy package attributes: used by every package's __init__
     ("xseq.ops",),
     ("xseq.nn",),
     ("xseq.common", "xseq.datasets"),
     ("xseq.forecast", "xseq.classify", "xseq.rl", "xseq.lm", "xseq.synthetic"),
     ("xseq", "xseq.cli", "xseq.stream"),  # the public face: xseq/__init__.py, the command line, aliases
 ]
-APPLICATIONS = set(LAYERS[3])
+APPLICATIONS = set(LAYERS[4])
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 The public names below are imported on first use (PEP 562): `import xseq` is instant, and the command line
 answers --help without loading torch."""
-import importlib
 from typing import TYPE_CHECKING
+
+from .lazy import attach
 
 __version__ = "0.1.0"
 
@@ -21,22 +22,11 @@ _LAZY = {
     "XLSTMConfig": ".nn", "MLSTMLayerConfig": ".nn", "SLSTMLayerConfig": ".nn", "XLSTMEncoder": ".nn",
     "Stream": ".nn.stream",
     "RecurrentPPO": ".rl", "PPOConfig": ".rl",
+    "ops": ".ops",
 }
 
 
-def __getattr__(name):
-    if name == "ops":
-        return importlib.import_module(".ops", __name__)
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'xseq' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | {"ops"})
-
+__getattr__, __dir__ = attach(__name__, _LAZY)
 
 __all__ = ["ops", "XLSTMForecaster", "ForecastEnsemble", "TiRexForecaster", "XLSTMClassifier", "XLSTMConfig",
            "MLSTMLayerConfig", "SLSTMLayerConfig", "XLSTMEncoder", "Stream", "RecurrentPPO", "PPOConfig",

@@ -1,7 +1,8 @@
 """Loaders for the public datasets the recipes, tests and benchmarks use. Every loader takes a path or a
 data directory; `data_path` resolves names against $XSEQ_DATA_DIR."""
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import attach
 
 if TYPE_CHECKING:  # the same imports, eager, for type checkers and tests/importgraph.py
     from .ett import ETT_SPLITS, ETTSplit, ett_protocol, load_ett
@@ -25,17 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):  # PEP 562: a name is imported on first use, so `import xseq.datasets` costs nothing up front
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = attach(__name__, _LAZY)
 
 __all__ = ["load_ett", "ett_protocol", "ETTSplit", "ETT_SPLITS", "load_csv", "data_path", "load_ts", "TSDataset",
            "load_m4", "M4Set", "M4_FREQUENCIES"]

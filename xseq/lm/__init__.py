@@ -1,6 +1,7 @@
 """xseq.lm: xLSTM language models (paper D.2) trained from one recipe through Lightning."""
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import attach
 
 if TYPE_CHECKING:  # the same imports, eager, for type checkers and tests/importgraph.py
     from .checkpoint import load_tokenizer
@@ -35,17 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):  # PEP 562: a name is imported on first use, so `import xseq.lm` costs nothing up front
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = attach(__name__, _LAZY)
 
 __all__ = ["LMConfig", "DataConfig", "TrainConfig", "LMRecipe", "XLSTMLM", "count_parameters", "optimizer_groups",
            "prepare", "TokenCorpus", "train", "load_model", "load_tokenizer", "LMModule", "generate",

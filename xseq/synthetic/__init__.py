@@ -1,6 +1,7 @@
 """xseq.synthetic: the paper's capability tests (D.1): formal languages, MQAR, nearest-neighbour search."""
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import attach
 
 if TYPE_CHECKING:  # the same imports, eager, for type checkers and tests/importgraph.py
     from .config import EvalConfig, SyntheticRecipe, SynTrainConfig, TaskConfig
@@ -23,17 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):  # PEP 562: a name is imported on first use, so `import xseq.synthetic` costs nothing up front
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = attach(__name__, _LAZY)
 
 __all__ = ["TASKS", "Batch", "get_task", "mqar", "nearest_neighbour", "build_model", "CausalTransformer",
            "SyntheticRecipe", "TaskConfig", "SynTrainConfig", "EvalConfig"]
