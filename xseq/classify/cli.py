@@ -4,29 +4,15 @@ classifier on the raw values, and write the test predictions (predictions.csv) a
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import textwrap
 import time
 from pathlib import Path
 
-from ..common.cli import CLIError, OneLineParser, add_common_flags, dispatch, fail, nonneg_int, positive_int
+from ..common.cli import CLIError, OneLineParser, add_common_flags, data_file, dispatch, fail, nonneg_int, positive_int
 
 DEFAULT_OUT = "outputs/classify"
 NUM_HEADS = 4  # XLSTMClassifier's default, which the command line keeps
-
-
-def ts_file(text: str) -> Path:
-    """An existing file, as given or under $XSEQ_DATA_DIR (like xseq.datasets.load_ts)."""
-    p = Path(text)
-    root = os.environ.get("XSEQ_DATA_DIR")
-    if not p.exists() and root and (Path(root) / p).exists():
-        p = Path(root) / p
-    if not p.exists():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
-    if not p.is_file():
-        raise argparse.ArgumentTypeError(f"not a file: {text}")
-    return p
 
 
 def layout(text: str) -> str:
@@ -49,9 +35,9 @@ def val_fraction(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="xseq classify", description=__doc__)
     d = p.add_argument_group("data")
-    d.add_argument("--train", required=True, type=ts_file, metavar="FILE",
+    d.add_argument("--train", required=True, type=data_file, metavar="FILE",
                    help="training sequences with their labels, a .ts file (sktime/UCR format)")
-    d.add_argument("--test", required=True, type=ts_file, metavar="FILE",
+    d.add_argument("--test", required=True, type=data_file, metavar="FILE",
                    help="test sequences with their labels, a .ts file with the training file's channels")
     m = p.add_argument_group("model and training")
     m.add_argument("--epochs", type=positive_int, default=200, metavar="N", help="training epochs (default: 200)")

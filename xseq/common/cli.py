@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -109,6 +110,19 @@ def existing_file(text: str) -> Path:
     p = Path(text)
     if not p.is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text}" if not p.exists() else f"not a file: {text}")
+    return p
+
+
+def data_file(text: str) -> Path:
+    """An existing file, as given or under $XSEQ_DATA_DIR (like the xseq.datasets loaders)."""
+    p = Path(text)
+    root = os.environ.get("XSEQ_DATA_DIR")
+    if not p.exists() and root and (Path(root) / p).exists():
+        p = Path(root) / p
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"not a file: {text}")
     return p
 
 

@@ -5,7 +5,6 @@ with statsmodels (offline)."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import textwrap
@@ -13,7 +12,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..common.cli import CLIError, OneLineParser, add_common_flags, dispatch, fail, fraction, nonneg_int, positive_int
+from ..common.cli import (
+    CLIError,
+    OneLineParser,
+    add_common_flags,
+    data_file,
+    dispatch,
+    fail,
+    fraction,
+    nonneg_int,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,19 +45,6 @@ def co2_monthly() -> pd.DataFrame:
         monthly = monthly.interpolate()
     monthly.index.freq = "MS"
     return pd.DataFrame({"co2": monthly}).rename_axis("date")
-
-
-def data_file(text: str) -> Path:
-    """An existing file, as given or under $XSEQ_DATA_DIR (like the xseq.datasets loaders)."""
-    p = Path(text)
-    root = os.environ.get("XSEQ_DATA_DIR")
-    if not p.exists() and root and (Path(root) / p).exists():
-        p = Path(root) / p
-    if not p.exists():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
-    if not p.is_file():
-        raise argparse.ArgumentTypeError(f"not a file: {text}")
-    return p
 
 
 def build_parser(prog: str = "xseq forecast") -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from .. import ops
+from ..ops import registry
 from ..ops.checks import check_finite, check_float
 from ..ops.numba_layers import layernorm_np, view
 from .config import XLSTMConfig
@@ -103,7 +104,12 @@ class XLSTMEncoder(nn.Module):
         blocks = self.__dict__.get("_block_list")  # a plain list: ModuleList access costs more than a step's tail
         if blocks is None:  # an encoder pickled by an older version
             blocks = self.__dict__["_block_list"] = list(self.blocks)
-        fns = [ops.resolve(blk.step_op, blk.backend, x.device) for blk in blocks]
+        key = (x.device, registry.generation(), tuple(blk.backend for blk in blocks))
+        plan = self.__dict__.get("_step_plan")
+        if plan is None or plan[0] != key:  # the block-step functions, resolved once per device and backends
+            plan = self.__dict__["_step_plan"] = (key, [ops.resolve(blk.step_op, blk.backend, x.device)
+                                                        for blk in blocks])
+        fns = plan[1]
         fused = [fn.applies(blk, x) if hasattr(fn, "fused") else None for fn, blk in zip(fns, blocks)]
         if all(w is not None for w in fused) and self.norm.weight.dtype is torch.float32:
             # every block takes its compiled step: numpy arrays pass from block to block, no tensors between

@@ -222,3 +222,30 @@ def _make_td(data, batch_size):
 
 
 _MAKE_TD = None
+
+
+MAX_BATCH = 16  # above this the PyTorch step's batched matrix products win
+
+
+def applies(block, x):
+    """The weights' numpy views where a fused block step serves this call (CPU float32 input of at most
+    MAX_BATCH rows, no autograd, no active dropout, float32 CPU weights); None where the PyTorch step must run."""
+    if (torch.is_grad_enabled() or x.dtype is not torch.float32 or x.device.type != "cpu" or x.shape[0] > MAX_BATCH
+            or (block.training and block.dropout > 0)):
+        return None
+    return weight_views(block)
+
+
+def register_block_step(op: str, fused_step, fused):
+    """Register the backends of a block-step op: "torch" and "cuda" run the block's module step
+    (block.torch_step); "numba" runs `fused_step` (fn(block, x, state, validate)), which exposes `applies` and
+    `fused` (the numpy-level step an encoder chains from block to block)."""
+    from .registry import register_backend
+
+    def torch_step(block, x, state, validate: bool = False):
+        return block.torch_step(x, state, validate)
+
+    fused_step.applies, fused_step.fused = applies, fused
+    register_backend(op, "torch", torch_step)
+    register_backend(op, "cuda", torch_step, available=lambda device: device.type == "cuda")
+    register_backend(op, "numba", fused_step, available=lambda device: device.type == "cpu", priority=10)

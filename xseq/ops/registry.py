@@ -24,8 +24,18 @@ def register_backend(op: str, name: str, fn: Callable, *, available: Callable[[t
                      priority: int = 0) -> None:
     """Add (or replace) backend `name` of `op`. `available(device)` says where it runs; `backend="auto"` takes
     the available backend of highest priority."""
+    global _GENERATION
     _REGISTRY.setdefault(op, {})[name] = Backend(name, fn, available or (lambda device: True), priority)
     _RESOLVED.clear()
+    _GENERATION += 1
+
+
+_GENERATION = 0
+
+
+def generation() -> int:
+    """Bumped by every registration: callers that cache resolved functions compare it."""
+    return _GENERATION
 
 
 def backends(op: str) -> list[str]:

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from ..numba_layers import (
+    MAX_BATCH,  # noqa: F401  (re-exported: tests and callers read it here)
     NJ,
+    applies,
     conv_step,
     headnorm,
     headwise,
@@ -19,23 +21,11 @@ from ..numba_layers import (
     linear,
     logsigmoid,
     new_state,
+    register_block_step,
     silu,
     state_arrays,
     view,
-    weight_views,
 )
-from ..registry import register_backend
-
-MAX_BATCH = 16  # above this the PyTorch step's batched matrix products win
-
-
-def applies(block, x):
-    """The weights' numpy views where the fused step serves this call (CPU float32 input of at most MAX_BATCH
-    rows, no autograd, no active dropout, float32 CPU weights); None where the PyTorch step must run."""
-    if (torch.is_grad_enabled() or x.dtype is not torch.float32 or x.device.type != "cpu" or x.shape[0] > MAX_BATCH
-            or (block.training and block.dropout > 0)):
-        return None
-    return weight_views(block)
 
 
 @numba.njit(**NJ)
@@ -135,14 +125,4 @@ def fused(block, w, xa, state):
     return y, new_state(block, (C, n, m, conv), _NAMES, xa.shape[0])
 
 
-mlstm_block_step_numba.applies, mlstm_block_step_numba.fused = applies, fused
-
-
-def _torch_step(block, x, state, validate: bool = False):
-    return block.torch_step(x, state, validate)
-
-
-register_backend("mlstm_block_step", "torch", _torch_step)
-register_backend("mlstm_block_step", "cuda", _torch_step, available=lambda device: device.type == "cuda")
-register_backend("mlstm_block_step", "numba", mlstm_block_step_numba, available=lambda device: device.type == "cpu",
-                 priority=10)
+register_block_step("mlstm_block_step", mlstm_block_step_numba, fused)

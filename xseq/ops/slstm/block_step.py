@@ -15,20 +15,21 @@ import numba
 import numpy as np
 import torch
 
-from ..numba_layers import NJ, conv_step, headnorm, layernorm, linear, new_state, silu, state_arrays, view, weight_views
-from ..registry import register_backend
+from ..numba_layers import (
+    MAX_BATCH,  # noqa: F401  (re-exported: tests and callers read it here)
+    NJ,
+    applies,
+    conv_step,
+    headnorm,
+    layernorm,
+    linear,
+    new_state,
+    register_block_step,
+    silu,
+    state_arrays,
+    view,
+)
 from .numba_math import consts, slstm_cell
-
-MAX_BATCH = 16  # above this the PyTorch step's batched matrix products win
-
-
-def applies(block, x):
-    """The weights' numpy views where the fused step serves this call (CPU float32 input of at most MAX_BATCH
-    rows, no autograd, no active dropout, float32 CPU weights); None where the PyTorch step must run."""
-    if (torch.is_grad_enabled() or x.dtype is not torch.float32 or x.device.type != "cpu" or x.shape[0] > MAX_BATCH
-            or (block.training and block.dropout > 0)):
-        return None
-    return weight_views(block)
 
 
 @numba.njit(**NJ)
@@ -127,18 +128,8 @@ def fused(block, w, xa, state):
     return y, new_state(block, (c, n, m, h, conv_new if has_conv else None), _NAMES, xa.shape[0])
 
 
-slstm_block_step_numba.applies, slstm_block_step_numba.fused = applies, fused
-
-
 _NO_CONV_STATE, _NO_CONV_W, _NO_CONV_B = (np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32),
                                           np.zeros(1, np.float32))
 
 
-def _torch_step(block, x, state, validate: bool = False):
-    return block.torch_step(x, state, validate)
-
-
-register_backend("slstm_block_step", "torch", _torch_step)
-register_backend("slstm_block_step", "cuda", _torch_step, available=lambda device: device.type == "cuda")
-register_backend("slstm_block_step", "numba", slstm_block_step_numba, available=lambda device: device.type == "cpu",
-                 priority=10)
+register_block_step("slstm_block_step", slstm_block_step_numba, fused)
