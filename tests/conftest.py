@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -20,3 +21,26 @@ def data_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set XSEQ_DATA_DIR)")
     return root
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def lightning_log():
+    """Every record that Lightning's loggers let through (they need not propagate to the root logger)."""
+    from xseq.common.quiet import LOGGERS
+
+    handler = Records()
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    for log in loggers:
+        log.addHandler(handler)
+    yield handler.records
+    for log in loggers:
+        log.removeHandler(handler)

@@ -1,38 +1,15 @@
 """verbose: XLSTMClassifier prints nothing at verbose=0, Lightning's progress bar alone at the default verbose=1
 (with or without a validation split), and Lightning's own messages only at verbose=2."""
-import logging
-import re
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
+from tests.quiet_helpers import bar_only
 from xseq import XLSTMClassifier
-from xseq.common.quiet import LOGGERS
 
 TINY = dict(d_model=16, layout="ms", num_heads=2, max_epochs=2, batch_size=16, threads=1)
-BAR = re.compile(r"^(Training|Epoch \d+|Validation|Validation DataLoader \d+|Sanity Checking)\b")
 
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-@pytest.fixture
-def lightning_log():
-    """Every record that Lightning's loggers let through (they need not propagate to the root logger)."""
-    handler = Records()
-    loggers = [logging.getLogger(name) for name in LOGGERS]
-    for log in loggers:
-        log.addHandler(handler)
-    yield handler.records
-    for log in loggers:
-        log.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +19,6 @@ def data():
     X = rng.standard_normal((24, 12, 2)) + (y == "b")[:, None, None]
     return X, y
 
-
-def bar_only(text: str) -> bool:
-    pieces = [p.strip() for p in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text))]
-    return all(not p or BAR.match(p) for p in pieces)
 
 
 @pytest.mark.parametrize("val_size", [0.0, 0.25])

@@ -1,39 +1,18 @@
 """verbose: the forecasters print nothing at verbose=0, Lightning's progress bar alone at the default verbose=1,
 and Lightning's own messages only at verbose=2; xseq.common.quiet.quiet_lightning restores what it changes."""
 import logging
-import re
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.quiet_helpers import bar_only
 from xseq import ForecastEnsemble, XLSTMForecaster
-from xseq.common.quiet import LOGGERS, check_verbose, quiet_lightning, show_progress
+from xseq.common.quiet import check_verbose, quiet_lightning, show_progress
 
 TINY = dict(patch_len=8, d_model=16, layout="ms", max_epochs=2, batch_size=64, threads=1)
-BAR = re.compile(r"^(Training|Epoch \d+|Validation|Validation DataLoader \d+|Sanity Checking)\b")
 
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-@pytest.fixture
-def lightning_log():
-    """Every record that Lightning's loggers let through (they need not propagate to the root logger)."""
-    handler = Records()
-    loggers = [logging.getLogger(name) for name in LOGGERS]
-    for log in loggers:
-        log.addHandler(handler)
-    yield handler.records
-    for log in loggers:
-        log.removeHandler(handler)
 
 
 def panel(T=120, seed=0):
@@ -42,11 +21,6 @@ def panel(T=120, seed=0):
     return pd.DataFrame({"a": np.sin(t / 4) + 0.1 * rng.standard_normal(T), "b": rng.standard_normal(T)},
                         index=pd.date_range("2024-01-01", periods=T, freq="D"))
 
-
-def bar_only(text: str) -> bool:
-    """Every piece of the text (split at carriage returns and newlines, cursor moves removed) is a progress bar."""
-    pieces = [p.strip() for p in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text))]
-    return all(not p or BAR.match(p) for p in pieces)
 
 
 def test_verbose_0_prints_nothing_at_all(capfd, recwarn, lightning_log):

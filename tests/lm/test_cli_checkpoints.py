@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.hostile import Payload
 from xseq.lm import LMRecipe, load_model, train
 from xseq.lm.cli import main as lm_main
 
@@ -101,19 +102,6 @@ def test_an_older_checkpoint_without_its_tokenizer(trained, tmp_path, capsys):
     lm_main(["generate", str(path), "--prompt", "the ", "--max-new-tokens", "4", "--greedy", "--quiet",
              "--data-dir", str(text.parent)])
     assert capsys.readouterr().out.startswith("the ")
-
-
-def _leave_marker(path):
-    """What the hostile pickle would run: inert, it only writes a file the test looks for."""
-    Path(path).write_text("the checkpoint ran code")
-
-
-class Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (_leave_marker, (self.marker,))
 
 
 def test_hostile_damaged_and_foreign_checkpoints_are_refused(trained, tmp_path, capsys):

@@ -9,24 +9,12 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from tests.hostile import Payload
 from xseq.rl import RecurrentPPO
 from xseq.rl.persist import from_plain, to_plain
 
 SMALL = dict(num_envs=2, rollout_steps=16, minibatch_size=16, epochs=1, eval_interval=0, threads=1)
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "rl" / "masked_cartpole.yaml"
-
-
-def _leave_marker(path):
-    """What the hostile pickle would run: inert, it only writes a file the test looks for."""
-    Path(path).write_text("the checkpoint ran code")
-
-
-class Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (_leave_marker, (self.marker,))
 
 
 class FiveInputs(gym.Env):

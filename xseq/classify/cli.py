@@ -35,9 +35,9 @@ def val_fraction(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="xseq classify", description=__doc__)
     d = p.add_argument_group("data")
-    d.add_argument("--train", required=True, type=data_file, metavar="FILE",
+    d.add_argument("--train", required=True, type=ts_file, metavar="FILE",
                    help="training sequences with their labels, a .ts file (sktime/UCR format)")
-    d.add_argument("--test", required=True, type=data_file, metavar="FILE",
+    d.add_argument("--test", required=True, type=ts_file, metavar="FILE",
                    help="test sequences with their labels, a .ts file with the training file's channels")
     m = p.add_argument_group("model and training")
     m.add_argument("--epochs", type=positive_int, default=200, metavar="N", help="training epochs (default: 200)")
@@ -125,6 +125,17 @@ def check_d_model(d_model: int, layout: str) -> None:
     above = next(d for d in range(d_model + 1, 2 * d_model + 64) if fits(d))
     near = f"{below} or {above}" if below else str(above)
     fail("--d-model", f"{d_model} does not split into the {NUM_HEADS} heads of the {layout!r} blocks; try {near}")
+
+
+def ts_file(text: str) -> Path:
+    """A .ts file as given, or by name in the data folder ($XSEQ_DATA_DIR/ucr/NAME/NAME_TRAIN.ts)."""
+    from ..datasets import data_path
+
+    try:
+        p = data_path(text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"no such file: {text} (nor under $XSEQ_DATA_DIR/ucr/)") from None
+    return data_file(str(p))
 
 
 def read_ts(flag: str, path: Path):

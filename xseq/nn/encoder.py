@@ -1,7 +1,7 @@
 """XLSTMEncoder: a stack of xLSTM blocks with a parallel face (`forward`) and a step-wise face (`step`)."""
 from __future__ import annotations
 
-import weakref
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -11,13 +11,13 @@ from torch import nn
 from .. import ops
 from ..ops import registry
 from ..ops.checks import check_finite, check_float
-from ..ops.numba_layers import layernorm_np, view
+from ..ops.numba_layers import block_views, fast_input, layernorm_np, view
 from .config import XLSTMConfig
 from .mlstm_block import MLSTMBlock
 from .rows import where_rows
 from .slstm_block import SLSTMBlock
 
-_LAST_OUT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # encoder -> (state, its block entries)
+_BACKEND = operator.attrgetter("backend")
 
 
 class XLSTMEncoder(nn.Module):
@@ -43,7 +43,10 @@ class XLSTMEncoder(nn.Module):
         self.norm = nn.LayerNorm(d, bias=False)
         self._keys = [f"block_{i}" for i in range(len(self.blocks))]
         self._norm_shape = (d,)
-        self.__dict__["_block_list"] = list(self.blocks)
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .float(), ...: the plan's views and device go stale
+        self.__dict__.pop("_step_cache", None)
+        return super()._apply(fn, *args, **kwargs)
 
     @property
     def d_model(self) -> int:
@@ -100,43 +103,55 @@ class XLSTMEncoder(nn.Module):
 
     def step_unchecked(self, x: torch.Tensor, state: TensorDict):
         """step() without validating x and state: for callers that own both (xseq.Stream)."""
-        new = {}
-        blocks = self.__dict__.get("_block_list")  # a plain list: ModuleList access costs more than a step's tail
-        if blocks is None:  # an encoder pickled by an older version
-            blocks = self.__dict__["_block_list"] = list(self.blocks)
-        key = (x.device, registry.generation(), tuple(blk.backend for blk in blocks))
-        plan = self.__dict__.get("_step_plan")
-        if plan is None or plan[0] != key:  # the block-step functions, resolved once per device and backends
-            plan = self.__dict__["_step_plan"] = (key, [ops.resolve(blk.step_op, blk.backend, x.device)
-                                                        for blk in blocks])
-        fns = plan[1]
-        fused = [fn.applies(blk, x) if hasattr(fn, "fused") else None for fn, blk in zip(fns, blocks)]
-        if all(w is not None for w in fused) and self.norm.weight.dtype is torch.float32:
-            # every block takes its compiled step: numpy arrays pass from block to block, no tensors between
+        c = self.__dict__.get("_step_cache")
+        if c is None:  # a fresh encoder, or one unpickled or copied (the cache does not travel)
+            c = self.__dict__["_step_cache"] = _StepCache()
+        plan = c.plan
+        if plan is None or plan.device != x.device or plan.generation != registry.generation() or any(
+                map(operator.is_not, map(_BACKEND, plan.blocks), plan.backends)):
+            plan = c.plan = _StepPlan(self, x.device)
+        B = x.shape[0]
+        views = plan.fused_views(x)
+        if views is not None:  # every block takes its compiled step: numpy arrays from block to block
+            last = c.last
             xa = view(x)
-            for key, blk, fn, w in zip(self._keys, blocks, fns, fused):
-                xa, new[key] = fn.fused(blk, w, xa, state[key])
-            y = torch.from_numpy(layernorm_np(xa, view(self.norm.weight), self.norm.eps))
+            arrays = []
+            for i, (key, blk, kernel, names, w) in enumerate(zip(self._keys, plan.blocks, plan.kernels, plan.names,
+                                                                 views)):
+                sub = state._get_str(key, None)
+                if last is not None and last[1][i] is sub:
+                    a = last[2][i]  # the state this encoder returned last: its arrays, no conversions
+                else:
+                    keys = sub.keys()
+                    a = tuple(view(sub[n]) if n in keys else None for n in names)
+                xa, a = kernel(blk, w, xa, a)
+                arrays.append(a)
+            y = torch.from_numpy(layernorm_np(xa, plan.norm_view, plan.norm.eps))
+            bs = torch.Size([B])
+            entries = [_make_td({n: torch.from_numpy(v) for n, v in zip(names, a) if v is not None}, bs)
+                       for names, a in zip(plan.names, arrays)]
         else:
-            for key, blk, fn in zip(self._keys, blocks, fns):
-                x, new[key] = fn(blk, x, state[key], False)
+            entries, arrays = [], None
+            for key, blk, fn in zip(self._keys, plan.blocks, plan.fns):
+                x, sub = fn(blk, x, state[key], False)
+                entries.append(sub)
             y = F.layer_norm(x, self._norm_shape, self.norm.weight, None, self.norm.eps)
-        out = state_dict_of(new, y.shape[0])
-        _LAST_OUT[self] = (out, list(new.values()))
+        out = _make_td(dict(zip(self._keys, entries)), torch.Size([B]))
+        c.last = (out, entries, arrays)
         return y, out
 
     def _returned_last(self, state) -> bool:
         """Whether `state` is the state the last step returned, with every block's entry still the one it
         built (an entry replaced since then is checked again)."""
-        last = _LAST_OUT.get(self)
+        c = self.__dict__.get("_step_cache")
+        last = None if c is None else c.last
         if last is None or last[0] is not state:
             return False
         return all(state._get_str(key, None) is sub for key, sub in zip(self._keys, last[1]))
 
     def fused_step_applies(self, x: torch.Tensor) -> bool:
         """Whether step() runs every block's fused compiled step for an input like x, in the current grad mode."""
-        fns = [ops.resolve(blk.step_op, blk.backend, x.device) for blk in self.blocks]
-        return all(hasattr(fn, "fused") and fn.applies(blk, x) is not None for fn, blk in zip(fns, self.blocks))
+        return _StepPlan(self, x.device).fused_views(x) is not None
 
     def stream(self, batch_size: int = 1, device=None):
         """An xseq.Stream that feeds this encoder one observation (B, d_model) at a time."""
@@ -182,14 +197,62 @@ class XLSTMEncoder(nn.Module):
                                  f"got {got[key]}")
 
 
-def state_dict_of(blocks: dict, batch_size: int) -> TensorDict:
-    """A TensorDict {block_i: {name: tensor}} built without per-leaf validation (the shapes are the blocks')."""
-    bs = torch.Size([batch_size])
-    make = getattr(TensorDict, "_new_unsafe", None)
-    if make is None:  # pragma: no cover - older tensordict
-        return TensorDict(blocks, batch_size=bs)
-    return make({k: v if isinstance(v, TensorDict) else make(v, batch_size=bs) for k, v in blocks.items()},
-                batch_size=bs)
+def _make_td(data: dict, batch_size: torch.Size) -> TensorDict:
+    """A TensorDict over `data` without per-leaf validation (the shapes are the blocks')."""
+    return _NEW_TD(data, batch_size=batch_size)
+
+
+_NEW_TD = getattr(TensorDict, "_new_unsafe", TensorDict)  # TensorDict itself on older tensordict versions
+
+
+class _StepCache:
+    """What step() keeps between calls (in the encoder's __dict__): its plan and the state it returned last
+    with that state's block entries and arrays. Copies and pickles start empty."""
+    __slots__ = ("plan", "last")
+
+    def __init__(self):
+        self.plan = None
+        self.last = None  # (state, its block entries, their arrays or None)
+
+    def __deepcopy__(self, memo):
+        return _StepCache()
+
+    def __reduce__(self):
+        return (_StepCache, ())
+
+
+class _StepPlan:
+    """The block-step functions of an encoder's blocks, resolved once per device, backends and registry
+    generation, with what their fused (compiled) forms need."""
+
+    def __init__(self, encoder: XLSTMEncoder, device: torch.device):
+        self.device, self.generation = device, registry.generation()
+        self.blocks = list(encoder.blocks)
+        self.backends = [blk.backend for blk in self.blocks]
+        self.fns = [ops.resolve(blk.step_op, blk.backend, device) for blk in self.blocks]
+        fused = all(hasattr(fn, "kernel") for fn in self.fns)
+        self.kernels = [fn.kernel for fn in self.fns] if fused else None
+        self.names = [fn.names for fn in self.fns] if fused else None
+        self.norm = encoder.norm
+        self._norm_weight = self.norm.weight
+        self.norm_view = view(self._norm_weight) if _cpu32(self._norm_weight) else None
+
+    def fused_views(self, x: torch.Tensor):
+        """Per block the weight views of its fused step, or None where some block must take the PyTorch step."""
+        if self.kernels is None or not fast_input(x):
+            return None
+        weight = self.norm._parameters["weight"]
+        if weight is not self._norm_weight:  # the final norm's weight was replaced
+            self._norm_weight = weight
+            self.norm_view = view(weight) if _cpu32(weight) else None
+        if self.norm_view is None:
+            return None
+        views = [block_views(blk) for blk in self.blocks]
+        return None if None in views else views
+
+
+def _cpu32(t: torch.Tensor) -> bool:
+    return t.dtype is torch.float32 and t.device.type == "cpu"
 
 
 def _overflow(name: str, x: torch.Tensor) -> ValueError:

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops.numba_layers import forget_weights
+from .block_base import StepBlock
 from .config import MLSTMLayerConfig
 from .layers import CausalConv1d, HeadwiseLinear, MultiHeadNorm, gate_bias_init_, scaled_init_, small_init_
 
@@ -87,7 +87,7 @@ class MLSTMLayer(nn.Module):
         return y, {"C": cell.C, "n": cell.n, "m": cell.m, "conv": conv_state}
 
 
-class MLSTMBlock(nn.Module):
+class MLSTMBlock(StepBlock):
     """Pre-LayerNorm residual block around an MLSTMLayer: x + dropout(layer(LN(x)))."""
 
     def __init__(self, d_model: int, cfg: MLSTMLayerConfig, num_blocks: int, dropout: float = 0.0):
@@ -97,32 +97,11 @@ class MLSTMBlock(nn.Module):
         self.__dict__["_cfg"] = cfg
         self.drop = nn.Dropout(dropout)
 
-    def init_state(self, batch_size: int, device=None, dtype=None):
-        return self.layer.init_state(batch_size, device, dtype)
-
     def forward(self, x, state=None):
         y, state = self.layer(self.norm(x), state)
         return x + self.drop(y), state
 
-    def _apply(self, fn, *args, **kwargs):  # .to(), .float(), ...: parameters' data may move
-        forget_weights(self)
-        return super()._apply(fn, *args, **kwargs)
-
     step_op = "mlstm_block_step"  # the op of xseq.ops whose backends run step()
-
-    @property
-    def backend(self) -> str:
-        cfg = self.__dict__.get("_cfg")  # the layer's config, a plain attribute read every step (absent in
-        return (cfg if cfg is not None else self.layer.cfg).backend  # blocks pickled by older versions)
-
-    @property
-    def dropout(self) -> float:
-        return self.drop.p
-
-    def step(self, x, state, validate: bool = True):
-        """One time step through the op "mlstm_block_step" of xseq.ops, on the layer's backend (the fused
-        CPU step where it applies)."""
-        return ops.resolve(self.step_op, self.layer.cfg.backend, x.device)(self, x, state, validate)
 
     def torch_step(self, x, state, validate: bool = True):
         """The step in PyTorch modules (autograd, any device and dtype): the backend "torch" of the op."""

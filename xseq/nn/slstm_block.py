@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops.numba_layers import forget_weights
+from .block_base import StepBlock
 from .config import SLSTMLayerConfig
 from .layers import CausalConv1d, GatedFFN, MultiHeadNorm, blockdiag_project, gate_bias_init_, small_init_
 
@@ -78,7 +78,7 @@ class SLSTMLayer(nn.Module):
         return self.norm(h), {**new, **cell._asdict()}
 
 
-class SLSTMBlock(nn.Module):
+class SLSTMBlock(StepBlock):
     """x + dropout(sLSTM(LN(x))), then x + dropout(gated MLP(LN(x))), the post up-projection."""
 
     def __init__(self, d_model: int, cfg: SLSTMLayerConfig, num_blocks: int, dropout: float = 0.0):
@@ -90,23 +90,7 @@ class SLSTMBlock(nn.Module):
         self.ffn = GatedFFN(d_model, cfg.ffn_size(d_model), num_blocks)
         self.drop = nn.Dropout(dropout)
 
-    def init_state(self, batch_size: int, device=None, dtype=None):
-        return self.layer.init_state(batch_size, device, dtype)
-
-    def _apply(self, fn, *args, **kwargs):  # .to(), .float(), ...: parameters' data may move
-        forget_weights(self)
-        return super()._apply(fn, *args, **kwargs)
-
     step_op = "slstm_block_step"  # the op of xseq.ops whose backends run step()
-
-    @property
-    def backend(self) -> str:
-        cfg = self.__dict__.get("_cfg")  # the layer's config, a plain attribute read every step (absent in
-        return (cfg if cfg is not None else self.layer.cfg).backend  # blocks pickled by older versions)
-
-    @property
-    def dropout(self) -> float:
-        return self.drop.p
 
     @property
     def exp_forget(self) -> bool:
@@ -114,11 +98,6 @@ class SLSTMBlock(nn.Module):
 
     def forward(self, x, state=None):
         return self._residual(self.layer, x, state)
-
-    def step(self, x, state, validate: bool = True):
-        """One time step through the op "slstm_block_step" of xseq.ops, on the layer's backend (the fused
-        CPU step where it applies)."""
-        return ops.resolve(self.step_op, self.layer.cfg.backend, x.device)(self, x, state, validate)
 
     def torch_step(self, x, state, validate: bool = True):
         """The step in PyTorch modules (autograd, any device and dtype): the backend "torch" of the op."""

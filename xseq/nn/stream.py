@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import torch
@@ -168,7 +169,7 @@ class Stream:
         if tuple(x.shape) != (B, F):
             raise ValueError(f"x must have shape (batch_size, n_features) = ({B}, {F}) for this "
                              f"{self.core.name} stream; got {tuple(x.shape)}")
-        return x.to(self.device)
+        return x if x.device == self.device else x.to(self.device)
 
     def _check_rows(self, name: str, rows):
         if rows is None:
@@ -192,5 +193,7 @@ class Stream:
 def _all_finite(x: torch.Tensor) -> bool:
     """One cheap check per update (numpy on CPU: a few torch ops cost more than the check itself)."""
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-        return bool(np.isfinite(x.numpy()).all())
+        # a finite sum means finite entries; a sum that overflowed is checked entry by entry
+        a = x.numpy()
+        return math.isfinite(np.add.reduce(a, axis=None)) or bool(np.isfinite(a).all())
     return bool(torch.isfinite(x).all())

@@ -19,7 +19,9 @@ class EncoderCore:
         return self.encoder.init_state(batch_size, device=device)
 
     def step(self, x: torch.Tensor, state):
-        return self.encoder.step_unchecked(x.to(self.encoder.norm.weight.dtype), state)
+        enc = self.encoder
+        dtype = enc.norm.weight.dtype
+        return enc.step_unchecked(x if x.dtype is dtype else x.to(dtype), state)
 
     def identity(self) -> dict:
         return {"model": self.name, "config": self.encoder.config.to_dict(), "weights": weights_digest(self.encoder)}

@@ -227,25 +227,38 @@ _MAKE_TD = None
 MAX_BATCH = 16  # above this the PyTorch step's batched matrix products win
 
 
-def applies(block, x):
-    """The weights' numpy views where a fused block step serves this call (CPU float32 input of at most
-    MAX_BATCH rows, no autograd, no active dropout, float32 CPU weights); None where the PyTorch step must run."""
-    if (torch.is_grad_enabled() or x.dtype is not torch.float32 or x.device.type != "cpu" or x.shape[0] > MAX_BATCH
-            or (block.training and block.dropout > 0)):
+def fast_input(x) -> bool:
+    """Whether an input can take a fused step: CPU float32 of at most MAX_BATCH rows, autograd off."""
+    return (not torch.is_grad_enabled() and x.dtype is torch.float32 and x.device.type == "cpu"
+            and x.shape[0] <= MAX_BATCH)
+
+
+def block_views(block):
+    """The block's weight views where its fused step may run (float32 CPU weights, no active dropout), else
+    None."""
+    if block.training and block.dropout > 0:
         return None
     return weight_views(block)
 
 
-def register_block_step(op: str, fused_step, fused):
+def applies(block, x):
+    """The weights' numpy views where a fused block step serves this call (CPU float32 input of at most
+    MAX_BATCH rows, no autograd, no active dropout, float32 CPU weights); None where the PyTorch step must run."""
+    return block_views(block) if fast_input(x) else None
+
+
+def register_block_step(op: str, fused_step, fused, kernel, names: tuple):
     """Register the backends of a block-step op: "torch" and "cuda" run the block's module step
-    (block.torch_step); "numba" runs `fused_step` (fn(block, x, state, validate)), which exposes `applies` and
-    `fused` (the numpy-level step an encoder chains from block to block)."""
+    (block.torch_step); "numba" runs `fused_step` (fn(block, x, state, validate)), which exposes `applies`,
+    `fused` (the numpy-level step on a state TensorDict) and `kernel` with `names` (the step on the state's
+    arrays in the order of `names`: kernel(block, views, xa, arrays) -> (ya, new arrays)), which an encoder
+    chains from block to block."""
     from .registry import register_backend
 
     def torch_step(block, x, state, validate: bool = False):
         return block.torch_step(x, state, validate)
 
-    fused_step.applies, fused_step.fused = applies, fused
+    fused_step.applies, fused_step.fused, fused_step.kernel, fused_step.names = applies, fused, kernel, names
     register_backend(op, "torch", torch_step)
     register_backend(op, "cuda", torch_step, available=lambda device: device.type == "cuda")
     register_backend(op, "numba", fused_step, available=lambda device: device.type == "cpu", priority=10)

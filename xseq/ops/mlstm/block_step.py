@@ -120,9 +120,15 @@ def mlstm_block_step_numba(block, x: torch.Tensor, state, validate: bool = False
 def fused(block, w, xa, state):
     """The step on numpy: xa (B, d) float32 and the views `applies` returned -> ya and the new state. A caller
     that chains blocks (XLSTMEncoder.step) passes arrays from one to the next without tensors between."""
-    C, n, m, conv = state_arrays(block, state, _NAMES)
+    y, arrays = kernel(block, w, xa, state_arrays(block, state, _NAMES))
+    return y, new_state(block, arrays, _NAMES, xa.shape[0])
+
+
+def kernel(block, w, xa, arrays):
+    """The step on the state's arrays (C, n, m, conv) -> ya and the new arrays."""
+    C, n, m, conv = arrays
     y, C, n, m, conv = mlstm_block_step(xa, *w[:4], conv, *w[4:], C, n, m)
-    return y, new_state(block, (C, n, m, conv), _NAMES, xa.shape[0])
+    return y, (C, n, m, conv)
 
 
-register_block_step("mlstm_block_step", mlstm_block_step_numba, fused)
+register_block_step("mlstm_block_step", mlstm_block_step_numba, fused, kernel, _NAMES)

@@ -118,18 +118,24 @@ def slstm_block_step_numba(block, x: torch.Tensor, state, validate: bool = False
 
 def fused(block, w, xa, state):
     """The step on numpy (see mlstm/block_step.py's `fused`)."""
+    y, arrays = kernel(block, w, xa, state_arrays(block, state, _NAMES))
+    return y, new_state(block, arrays, _NAMES, xa.shape[0])
+
+
+def kernel(block, w, xa, arrays):
+    """The step on the state's arrays (c, n, m, h, conv; conv None without a conv) -> ya and the new arrays."""
     ln_w, conv_w, conv_b, W_if, W_zo, bias, R, norm_w, ffn_ln_w, ffn_up, ffn_down = w
-    c, n, m, h, conv = state_arrays(block, state, _NAMES)
+    c, n, m, h, conv = arrays
     has_conv = conv_w is not None
     if not has_conv:
         conv, conv_w, conv_b = _NO_CONV_STATE, _NO_CONV_W, _NO_CONV_B
     y, c, n, m, h, conv_new = slstm_block_step(xa, ln_w, has_conv, conv_w, conv_b, conv, W_if, W_zo, bias, R,
                                                block.exp_forget, norm_w, ffn_ln_w, ffn_up, ffn_down, c, n, m, h, _K32)
-    return y, new_state(block, (c, n, m, h, conv_new if has_conv else None), _NAMES, xa.shape[0])
+    return y, (c, n, m, h, conv_new if has_conv else None)
 
 
 _NO_CONV_STATE, _NO_CONV_W, _NO_CONV_B = (np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32),
                                           np.zeros(1, np.float32))
 
 
-register_block_step("slstm_block_step", slstm_block_step_numba, fused)
+register_block_step("slstm_block_step", slstm_block_step_numba, fused, kernel, _NAMES)
