@@ -19,7 +19,8 @@ setup() {
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
   fi
-  if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  # is torch installed? (found without importing it: an import costs seconds on every ./run.sh call)
+  if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" 2>/dev/null; then
     echo "[xseq] installing torch==$TORCH_VERSION" >&2
     "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
   fi

@@ -220,6 +220,8 @@ BAD = [  # (argv with {file} placeholders, what the line must contain)
     (["synthetic", "train", "missing.yaml"], ["RECIPE", "no such file"]),
     (["synthetic", "train", str(RECIPE), "--models", "gru"], ["--models", "'gru'", "not in the recipe"]),
     (["synthetic", "train", str(RECIPE), "--steps", "0"], ["--steps", ">= 1"]),
+    (["synthetic", "train", str(RECIPE), "--eval-samples", "-3"], ["--eval-samples", ">= 1"]),
+    (["classify", "--train", "Nowhere_TRAIN.ts", "--test", "{train.ts}"], ["--train", "no such file", "ucr"]),
     (["synthetic", "train", str(RECIPE), "--lr", "1e-7"], ["--lr", "min_lr"]),
     (["synthetic", "train", str(RECIPE), "--lr", "fast"], ["--lr", "number", "'fast'"]),
     (["synthetic", "summary", "--out", "{empty_runs}"], ["--out", "no results"]),

@@ -1,6 +1,7 @@
 """`xseq synthetic`: the paper's capability tests (D.1).
 
-  xseq synthetic train RECIPE [--models a,b] [--steps N] [--out DIR]   train and evaluate, one model after another
+  xseq synthetic train RECIPE [--models a,b] [--steps N] [--eval-samples N] [--out DIR]
+                                                                        train and evaluate, one model after another
   xseq synthetic summary [--out DIR]                                    the results table beside the paper's values
 
 Results go to DIR/TASK/MODEL.json (and a learning-curve PNG beside it); summary reads them back.
@@ -64,6 +65,8 @@ def cmd_train(args) -> None:
         fail("--lr", f"must be >= the recipe's train.min_lr ({recipe.train.min_lr:g}), got {args.lr:g}")
     if changes:
         recipe = recipe.replace_train(**changes)
+    if args.eval_samples is not None:
+        recipe = recipe.replace_eval(samples=args.eval_samples)
     names = [n.strip() for n in args.models.split(",")] if args.models is not None else list(recipe.models)
     if not all(names):
         fail("--models", f"{args.models!r} has an empty name; give the recipe's model names separated by commas, "
@@ -151,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of the recipe's models (default: all of them)")
     t.add_argument("--steps", type=positive_int, default=None, metavar="N",
                    help="training steps per model (default: the recipe's train.steps)")
+    t.add_argument("--eval-samples", type=positive_int, default=None, metavar="N",
+                   help="evaluation sequences per model (default: the recipe's eval.samples; fewer for a first look)")
     t.add_argument("--seed", type=nonneg_int, default=None, help="random seed (default: the recipe's train.seed)")
     t.add_argument("--lr", type=positive_float, default=None,
                    help="peak learning rate (default: the recipe's train.lr; the paper sweeps 1e-2, 1e-3, 1e-4)")

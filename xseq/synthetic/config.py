@@ -100,3 +100,6 @@ class SyntheticRecipe:
 
     def replace_train(self, **kw) -> "SyntheticRecipe":
         return dataclasses.replace(self, train=dataclasses.replace(self.train, **kw))
+
+    def replace_eval(self, **kw) -> "SyntheticRecipe":
+        return dataclasses.replace(self, eval=dataclasses.replace(self.eval, **kw))
