@@ -1,10 +1,11 @@
 """Long streams: does a float32 stream drift from the exact answer, and does its cost stay flat?
 
-For the encoder (XLSTMEncoder.stream) and the classifier (XLSTMClassifier.stream: recurrent state plus the
-running mean of the encoder's outputs), one sequence of --steps observations is streamed one at a time in
-float32. The reference is the batch answer in float64: the same weights cast to float64, the parallel
-forward run over the sequence in chunks that carry the state (exact: the parallel face with carried state
-equals the whole-sequence forward), and for the classifier the running mean and head on top. Reported per
+For the encoder (XLSTMEncoder.stream) and the classifier (XLSTMClassifier.stream with its defaults: the causal
+kernels' counts, and the recurrent state plus the running mean of the encoder's outputs), one sequence of
+--steps observations is streamed one at a time in float32. The reference is the batch answer in float64: the
+same weights cast to float64, the parallel forward run over the sequence in chunks that carry the state (exact:
+the parallel face with carried state equals the whole-sequence forward), and for the classifier its kernel
+counts, the running mean and the head on top (see run_classifier). Reported per
 decade of steps: the largest deviation of the stream from the reference, relative to the reference's std (the
 encoder) or in absolute probability (the classifier), the median time per update and the process's RSS.
 The forecaster's and TiRex's streams read a fixed window at every update (nothing is carried that could
@@ -88,23 +89,51 @@ def run_encoder(steps: int, chunk: int, d: int, layout: str, seed: int) -> Decad
 
 
 def run_classifier(steps: int, chunk: int, d: int, seed: int) -> Decades:
+    """The default classifier (causal kernels + xLSTM on patches) on one long sequence. The reference, chunk by
+    chunk in float64: the kernel outputs over the chunk with the last window of inputs before it (the batch
+    form's conv1d), their positive counts summed over all steps so far; the float64 encoder over the chunk's
+    complete patches with carried state, the running mean of its outputs and the last one; both parts' logits
+    added as XLSTMClassifier.predict_proba adds them."""
     rng = np.random.default_rng(seed)
     X = [rng.normal(size=(int(rng.integers(30, 60)), 3)) + (k % 2) for k in range(40)]
     y = [k % 2 for k in range(40)]
-    clf = xseq.XLSTMClassifier(d_model=d, max_epochs=1, progress_bar=False, seed=seed).fit(X, y)
+    clf = xseq.XLSTMClassifier(d_model=d, max_epochs=1, verbose=0, seed=seed).fit(X, y)
     net64 = copy.deepcopy(clf.net_).double().eval()
+    P, kernels = net64.patch, net64.kernels
+    chunk = max(P, chunk - chunk % P)  # chunks of whole patches
     stream = clf.stream(batch_size=1)
-    out, state64, total, count = Decades(), None, torch.zeros(1, d, dtype=torch.float64), 0
+    out, state64 = Decades(), None
+    total, last = torch.zeros(1, d, dtype=torch.float64), torch.zeros(1, d, dtype=torch.float64)
+    positive, history = None, None
     for t0 in range(0, steps, chunk):
         n = min(chunk, steps - t0)
         x = signal(t0, n, 3, seed)
+        t = torch.arange(t0 + 1, t0 + n + 1, dtype=torch.float64)[:, None]  # observations so far, per step
         with torch.no_grad():
-            h, state64 = net64.encoder(net64.tokens(x.double()[None]), state64)
-            h = h[0]
-            sums = total + torch.cumsum(h, 0)
-            counts = count + torch.arange(1, n + 1, dtype=torch.float64)[:, None]
-            p64 = torch.softmax(net64.logits_from(sums / counts, h), dim=-1).numpy()
-            total, count = sums[-1:], count + n
+            logits = torch.zeros(n, net64.n_classes, dtype=torch.float64)
+            if kernels is not None:
+                z = net64.scaled64(x[None])                                   # (1, n, C)
+                seen = z if history is None else torch.cat([history, z], dim=1)
+                hits = []
+                for i, dil in enumerate(kernels.dilations):
+                    o = kernels.outputs(seen, i)[0, :, -n:]                   # (K, n)
+                    hits.append((o[:, None, :] > kernels.bias[i].double()[:, :, None]).reshape(-1, n))
+                counts = torch.cat(hits).double().T.cumsum(0)                 # (n, features)
+                counts = counts if positive is None else counts + positive
+                positive, history = counts[-1:], seen[:, -(kernels.window - 1):]
+                logits = logits + net64.kernel_logits_from(counts / t)
+            if net64.encoder is not None:
+                m = n // P
+                h, state64 = net64.encoder(net64.tokens(x.double()[None]), state64)  # (1, m, d): this chunk's patches
+                sums = torch.cat([total, total + torch.cumsum(h[0], 0)])          # (m + 1, d): before / after each
+                lasts = torch.cat([last, h[0]])
+                done = torch.div(t[:, 0].long(), P, rounding_mode="floor")        # complete patches per step
+                j = done - t0 // P                                                 # 0: none completed in this chunk
+                part = net64.logits_from(sums[j] / done.clamp(min=1)[:, None], lasts[j])
+                logits = logits + torch.where((done > 0)[:, None], part, 0.0)
+                total, last = sums[-1:], lasts[-1:]
+                assert m == len(h[0])
+            p64 = torch.softmax(logits, dim=-1).numpy()
         for i in range(n):
             t1 = time.perf_counter()
             p = stream.update(x[i:i + 1])

@@ -58,7 +58,7 @@ def test_quantile_interval_coverage_on_etth1_test(data_dir):
 
     split = ett_protocol(load_ett(data_dir / "ett" / "ETTh1.csv"), lookback=512)
     model = XLSTMForecaster(96, 512, quantiles=[0.1, 0.9], max_epochs=1, quantile_epochs=3,
-                            max_train_windows=12000, val_size=split.val_end - split.train_end,
+                            max_train_windows=4000, val_size=split.val_end - split.train_end,
                             progress_bar=False, threads=2)
     model.fit(split.frame.iloc[:split.val_end])
     f = model.cross_validate(split.frame, n_windows=len(split.origins("test", 96)), step=1).forecasts

@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--test", required=True, type=ts_file, metavar="FILE",
                    help="test sequences with their labels, a .ts file with the training file's channels")
     m = p.add_argument_group("model and training")
-    m.add_argument("--epochs", type=positive_int, default=200, metavar="N", help="training epochs (default: 200)")
-    m.add_argument("--d-model", type=positive_int, default=64, metavar="N",
-                   help=f"width of the xLSTM blocks, a multiple of their {NUM_HEADS} heads (default: 64)")
+    m.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help="training epochs of the xLSTM part (default: from the training set's size, length and "
+                        "channels, XLSTMClassifier's rule)")
+    m.add_argument("--d-model", type=positive_int, default=None, metavar="N",
+                   help=f"width of the xLSTM blocks, a multiple of their {NUM_HEADS} heads (default: "
+                        "XLSTMClassifier's rule)")
     m.add_argument("--layout", type=layout, default="ms",
                    help="the blocks in order, m (mLSTM) and s (sLSTM), e.g. ms or mmms (default: ms)")
     m.add_argument("--val-size", type=val_fraction, default=0.0, metavar="F",
@@ -74,7 +77,8 @@ def run(a) -> float:
     classes = [str(c) for c in np.unique(train.y)]
     if len(classes) < 2:
         fail("--train", f"{a.train.name} holds one class only ({classes[0]!r}); a classifier needs at least 2")
-    check_d_model(a.d_model, a.layout)
+    if a.d_model is not None:
+        check_d_model(a.d_model, a.layout)
     unseen = sorted(set(map(str, test.y)) - set(classes))
     print(f"{train.name}: {len(train.y)} training and {len(test.y)} test sequences, {n_train} channel(s), "
           f"classes {', '.join(classes)}")

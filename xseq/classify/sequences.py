@@ -18,7 +18,10 @@ def as_sequences(X, name: str = "X", n_features: int | None = None) -> list[np.n
         if X.ndim == 1:
             raise ValueError(f"{name} is a ragged object array: pass sequences of different lengths as a list "
                              f"of (T_i, C) arrays")
-        X = X.astype(np.float64)  # an object array of numbers with a regular shape (TypeError otherwise)
+        try:
+            X = X.astype(np.float64)  # an object array of numbers with a regular shape
+        except (TypeError, ValueError) as e:  # the same type: scikit-learn's checks expect a TypeError for dicts
+            raise type(e)(f"{name} is an object array whose entries are not all numbers ({e})") from None
     if isinstance(X, (list, tuple)):
         if not len(X):
             raise ValueError(f"{name} holds no sequences")
@@ -48,6 +51,8 @@ def as_sequences(X, name: str = "X", n_features: int | None = None) -> list[np.n
     if len(channels) != 1:
         raise ValueError(f"{name}: every sequence must have the same number of channels; got {sorted(channels)}")
     C = channels.pop()
+    if C == 0:
+        raise ValueError(f"{name} has 0 channels (features per step); sequences need at least 1")
     if n_features is not None and C != n_features:
         raise ValueError(f"{name} has {C} channels (features per step); the classifier was fitted on "
                          f"{n_features}")
@@ -58,7 +63,13 @@ def as_sequences(X, name: str = "X", n_features: int | None = None) -> list[np.n
 
 
 def _one(x, name: str) -> np.ndarray:
-    arr = _numeric(np.asarray(x), name)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be an array (T,) or (T, C); got {type(x).__name__} ({e})") from None
+    if arr.dtype == object:
+        raise ValueError(f"{name} must be an array (T,) or (T, C) of real numbers; got one of Python objects")
+    arr = _numeric(arr, name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] == 0:
@@ -71,7 +82,10 @@ def _numeric(arr: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: Complex data not supported")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
+    out = arr.astype(np.float32, copy=False)
+    if arr.dtype.itemsize > 4 and np.isfinite(arr).all() and not np.isfinite(out).all():
+        raise ValueError(f"{name} holds values beyond float32's range (|x| > 3.4e38), which the network computes in")
+    return out
 
 
 def channel_stats(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

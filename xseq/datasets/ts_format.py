@@ -32,6 +32,8 @@ def load_ts(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) 
     """Read a .ts file. `path` is a file path, or a name under `data_dir` / $XSEQ_DATA_DIR
     (e.g. "ucr/GunPoint/GunPoint_TRAIN.ts")."""
     p = data_path(path, data_dir)
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder, not a .ts file (path)")
     header: dict[str, str] = {}
     cases, labels = [], []
     in_data = False
@@ -47,7 +49,11 @@ def load_ts(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) 
                 key = key.lower()
                 if key == "data":
                     in_data = True
-                    has_label = header.get("classlabel", "false").split()[0].lower() == "true"
+                    label_spec = header.get("classlabel", "false").split()
+                    if not label_spec or label_spec[0].lower() not in ("true", "false"):
+                        raise ValueError(f"{p}: @classLabel must be 'true' (followed by the labels) or 'false'; "
+                                         f"got {header['classlabel']!r}")
+                    has_label = label_spec[0].lower() == "true"
                     if header.get("timestamps", "false").lower() == "true":
                         raise ValueError(f"{p}: @timeStamps true is not supported (only value lists)")
                 else:
@@ -57,6 +63,8 @@ def load_ts(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) 
             if has_label:
                 labels.append(parts[-1].strip())
                 parts = parts[:-1]
+            if not parts:
+                raise ValueError(f"{p}:{lineno}: case {len(cases)} has no values (only a label?)")
             try:
                 channels = [np.array([np.nan if v.strip() == "?" else float(v) for v in ch.split(",")])
                             for ch in parts]
@@ -74,8 +82,10 @@ def load_ts(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) 
     dims = {c.shape[1] for c in cases}
     if len(dims) != 1:
         raise ValueError(f"{p}: cases have different numbers of channels {sorted(dims)}")
-    if "dimensions" in header and int(header["dimensions"]) != dims.pop():
-        raise ValueError(f"{p}: @dimensions says {header['dimensions']}, the cases have another count")
+    if "dimensions" in header:
+        declared = header["dimensions"]
+        if not declared.isdigit() or int(declared) != dims.pop():
+            raise ValueError(f"{p}: @dimensions says {declared!r}, the cases have another count")
     equal = len({len(c) for c in cases}) == 1
     X = np.stack(cases) if equal else cases
     classes = header.get("classlabel", "false").split()[1:]

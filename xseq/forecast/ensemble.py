@@ -4,6 +4,7 @@ member that goes astray). Members are trained one after the other; `member_times
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import numpy as np
@@ -39,6 +40,8 @@ class ForecastEnsemble(BaseEstimator):
             p = {"lookback": int(lb), "seed": self.base.seed + k}
             if self.base.min_context is not None:
                 p["min_context"] = min(self.base.min_context, int(lb))
+            if self.base.checkpoint_dir:  # one folder per member: a killed ensemble fit resumes member by member
+                p["checkpoint_dir"] = os.path.join(self.base.checkpoint_dir, f"lookback{int(lb)}-seed{p['seed']}")
             out.append(p)
         return out
 
@@ -88,12 +91,19 @@ class ForecastEnsemble(BaseEstimator):
     @classmethod
     def load(cls, path) -> "ForecastEnsemble":
         import io
-        state = torch.load(path, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved ForecastEnsemble")
-        members = [XLSTMForecaster.load(io.BytesIO(b.numpy().tobytes())) for b in state["members"]]
-        out = cls(XLSTMForecaster(**state["base"]), state["lookbacks"], state["n_seeds"])
-        out.members_, out.member_times_ = members, state["times"]
+
+        from ..common.checkpoints import check_format, describe, first_line, safe_load
+        state = check_format(safe_load(path, "xseq.ForecastEnsemble"), FORMAT, path, "ForecastEnsemble")
+        try:
+            members = []
+            for i, b in enumerate(state["members"]):
+                blob = io.BytesIO(b.numpy().tobytes())
+                blob.name = f"{getattr(path, 'name', path)} (member {i})"  # what messages about it name
+                members.append(XLSTMForecaster.load(blob))
+            out = cls(XLSTMForecaster(**state["base"]), state["lookbacks"], state["n_seeds"])
+            out.members_, out.member_times_ = members, state["times"]
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"{describe(path)} is not a complete saved ForecastEnsemble ({first_line(e)})") from None
         out.train_time_ = float(sum(out.member_times_))
         return out
 

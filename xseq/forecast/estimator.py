@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..common.callbacks import KeepBest
+from ..common.callbacks import KeepBest, checkpointing, digest, settings_of
 from ..common.quiet import check_verbose, quiet_lightning
 from ..common.threads import torch_threads
 from ..nn import XLSTMConfig
@@ -61,6 +62,15 @@ class XLSTMForecaster(BaseEstimator):
     Output while fitting (scikit-learn's convention): verbose=0 prints nothing, verbose=1 (the default, or
     True) Lightning's progress bar only, verbose=2 also Lightning's own messages and warnings.
     progress_bar=False turns the bar off at any level (as before verbose existed).
+
+    Checkpoints: with `checkpoint_dir` (default None: none), every training stage writes
+    checkpoint_dir/<stage>/last.ckpt after each epoch ("point", then "refit" with refit=True, then "quantiles"
+    where a quantile head is fitted after the point forecast): weights, optimizer, schedule, epoch, RNG states,
+    early stopping's and the best-on-validation weights so far, and the series' scaling. A fit that finds the
+    checkpoints of a fit of the same data and settings resumes each stage from its own (a finished stage is not
+    trained again) and ends with the weights and metrics of the uninterrupted fit (bit for bit on one CPU
+    process); a checkpoint of other data or settings is a ValueError naming checkpoint_dir. verbose,
+    progress_bar and threads may differ.
     """
 
     def __init__(self, horizon: int, lookback: int, *, patch_len: int = 16, d_model: int = 64,
@@ -119,7 +129,8 @@ class XLSTMForecaster(BaseEstimator):
                 # the selection is made; now the same recipe on every window, the validation part included
                 lay = lay_of([0] * len(lengths))
                 epochs = self.best_epoch_ + 1 if self.best_epoch_ >= 0 else 0
-                net, steps, _, seconds = self._train(lay, len(lengths), ridge=self.ridge_, epochs=epochs)
+                net, steps, _, seconds = self._train(lay, len(lengths), ridge=self.ridge_, epochs=epochs,
+                                                     stage="refit")
                 self.train_time_ += seconds
             if self._quantiles() and self.loss != "pinball":
                 self._fit_quantiles(net, lay, steps)
@@ -130,10 +141,11 @@ class XLSTMForecaster(BaseEstimator):
         self.static_ = static_matrix
         return self
 
-    def _train(self, lay, n_series: int, ridge=None, epochs: int | None = None):
+    def _train(self, lay, n_series: int, ridge=None, epochs: int | None = None, stage: str = "point"):
         """Seed, fit the linear path in closed form (penalty `ridge`, default the estimator's), train the network
-        (keeping its best weights on the validation windows, if any). Returns (net, steps per epoch, the
-        penalty used, training seconds)."""
+        (keeping its best weights on the validation windows, if any). With checkpoint_dir, the stage checkpoints
+        every epoch to checkpoint_dir/<stage>/last.ckpt and resumes from a compatible one found there. Returns
+        (net, steps per epoch, the penalty used, training seconds)."""
         train, val = lay.train, lay.val
         L.seed_everything(self.seed, verbose=False)
         W, chosen = ridge_init(lay.data, train, val, self.ridge if ridge is None else ridge, self.lookback,
@@ -150,12 +162,10 @@ class XLSTMForecaster(BaseEstimator):
             self.initial_val_loss_, self.initial_val_mse_ = evaluate(module, val)
             keep = KeepBest("val_loss", self.initial_val_loss_, {k: v.clone() for k, v in net.state_dict().items()})
             callbacks += [keep, L.pytorch.callbacks.EarlyStopping("val_loss", patience=self.patience)]
-        if self.checkpoint_dir:
-            callbacks.append(L.pytorch.callbacks.ModelCheckpoint(self.checkpoint_dir,
-                                                                 monitor="val_loss" if len(val) else None))
-        trainer = make_trainer(self, epochs, callbacks, validate=bool(len(val)))
+        resume, more = self._checkpoints(stage, lay, epochs=epochs, ridge=chosen)
+        trainer = make_trainer(self, epochs, callbacks + more, validate=bool(len(val)))
         t0 = time.perf_counter()
-        trainer.fit(module)
+        trainer.fit(module, ckpt_path=resume, weights_only=True if resume else None)
         seconds = time.perf_counter() - t0
         if len(val):
             net.load_state_dict(keep.best_state)
@@ -163,6 +173,22 @@ class XLSTMForecaster(BaseEstimator):
             self.best_val_mse_ = evaluate(module, val)[1]
         self.n_epochs_ = trainer.current_epoch
         return net, steps, chosen, seconds
+
+    def _checkpoints(self, stage: str, lay, **extra) -> tuple[Path | None, list]:
+        """Without checkpoint_dir: (None, []). With it: the checkpoint to resume this stage from (None: start
+        afresh; a ValueError for one of another fit) and the callbacks that write checkpoint_dir/<stage>/last.ckpt
+        after every epoch. A fit is the same when its settings (all parameters but verbose, progress_bar,
+        checkpoint_dir and threads), its windows, scaling and covariates, and the stage's epochs and ridge are."""
+        if not self.checkpoint_dir:
+            return None, []
+        folder = Path(self.checkpoint_dir) / stage
+        d = lay.data
+        info = {"estimator": type(self).__name__, "stage": stage, "settings": settings_of(self),
+                "extra": {k: repr(v) for k, v in extra.items()},
+                "data": digest(d.values, d.mask, d.covariates, d.static, *lay.train_pools, lay.val, lay.shift,
+                               lay.scale, lay.mase_scale)}
+        fitted = {name: torch.as_tensor(getattr(lay, name)) for name in ("shift", "scale", "mase_scale")}
+        return checkpointing(folder, info, fitted)
 
     def _module(self, net, lay, steps: int, epochs: int, quantile_stage: bool = False) -> ForecastModule:
         return ForecastModule(net, lay.data, loss=self.loss, learning_rate=self.learning_rate,
@@ -180,8 +206,13 @@ class XLSTMForecaster(BaseEstimator):
         frozen = [p for n, p in net.named_parameters() if not n.startswith("quantile_head")]
         for p in frozen:
             p.requires_grad_(False)
+        # its own seed: the stage then starts from the same RNG state whether the stages before it trained in this
+        # process or were resumed from their finished checkpoints (which draw differently)
+        L.seed_everything(self.seed + 1, verbose=False)
         module = self._module(net, lay, steps, self.quantile_epochs, quantile_stage=True)
-        make_trainer(self, self.quantile_epochs, [], validate=False).fit(module)
+        resume, callbacks = self._checkpoints("quantiles", lay, epochs=self.quantile_epochs)
+        trainer = make_trainer(self, self.quantile_epochs, callbacks, validate=False)
+        trainer.fit(module, ckpt_path=resume, weights_only=True if resume else None)
         for p in frozen:
             p.requires_grad_(True)
 
@@ -235,8 +266,7 @@ class XLSTMForecaster(BaseEstimator):
         """Rolling-origin backtest of the fitted model (no refit): `n_windows` forecast origins per series,
         `step` apart, the last one `horizon` steps before the end of y. One batched forward for all windows."""
         check_is_fitted(self, "net_")
-        if not isinstance(n_windows, int) or n_windows < 1 or not isinstance(step, int) or step < 1:
-            raise ValueError(f"n_windows and step must be positive ints; got {n_windows!r}, {step!r}")
+        n_windows, step = _positive_ints(n_windows=n_windows, step=step)
         panel = read_panel(y, X, fill=self.fill)
         self._check_same_series(panel)
         if self.covariate_names_ and not panel.cov_names:
@@ -248,10 +278,10 @@ class XLSTMForecaster(BaseEstimator):
         pasts, masks, futures, covs, meta = [], [], [], [], []
         for i, s in enumerate(panel.series):
             T = len(s.values)
+            if T < need + H + step * (n_windows - 1):  # before any array of n_windows origins is made
+                raise ValueError(f"y: series {s.name!r} has {T} steps; n_windows={n_windows} windows step={step} "
+                                 f"apart need {need + H + step * (n_windows - 1)}")
             origins = T - H - step * np.arange(n_windows - 1, -1, -1)
-            if origins[0] < need:
-                raise ValueError(f"series {s.name!r} has {T} steps; {n_windows} windows {step} apart need "
-                                 f"{need + H + step * (n_windows - 1)}")
             past, mask, future, cov = series_windows(s.values, origins, L_, H, s.covariates)
             pasts.append(self._scale(i, past))
             masks.append(mask)
@@ -278,7 +308,8 @@ class XLSTMForecaster(BaseEstimator):
         for i, s, origins in meta:
             rows = slice(i * n_windows, (i + 1) * n_windows)
             ds = s.index.to_numpy()[origins[:, None] + np.arange(H)]
-            part = {"unique_id": s.name, "ds": ds.ravel(), "cutoff": np.repeat(s.index.to_numpy()[origins - 1], H),
+            part = {"unique_id": [s.name] * ds.size,  # a list: a tuple name (MultiIndex columns) is one value
+                    "ds": ds.ravel(), "cutoff": np.repeat(s.index.to_numpy()[origins - 1], H),
                     "y": future[rows].ravel(), "forecast": out[rows, :, 0].ravel()}
             for j, q in enumerate(self._quantiles()):
                 part[f"forecast_q{q:g}"] = out[rows, :, 1 + j].ravel()
@@ -389,7 +420,7 @@ class XLSTMForecaster(BaseEstimator):
         short = [s.name for s in panel.series if len(s.values) < need]
         if short:
             what = f"lookback ({self.lookback})" if need == self.lookback else f"min_context ({need})"
-            raise ValueError(f"history shorter than {what} for series {short}")
+            raise ValueError(f"y: history shorter than {what} for series {short}")
 
     def _order_like_fit(self, panel: Panel) -> None:
         if sorted(panel.cov_names) != sorted(self.covariate_names_):
@@ -449,6 +480,11 @@ class XLSTMForecaster(BaseEstimator):
 
     def _forward(self, past: np.ndarray, cov: np.ndarray | None, cross: np.ndarray | None, mask: np.ndarray,
                  series: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        far = float(np.abs(past).max(initial=0.0))
+        if not far < 1e18:  # squared inside the network's norms, such values overflow float32 (NaN forecasts)
+            raise ValueError(f"y holds values {far:.3g} times its series' fitted scale away from the fitted level "
+                             f"(scale {self.scale_.min():.3g} to {self.scale_.max():.3g}): far outside the data the "
+                             f"forecaster was fitted on; refit it on data of this magnitude")
         outs = []
         f32 = dict(dtype=torch.float32)
         with torch.inference_mode():
@@ -470,6 +506,14 @@ class XLSTMForecaster(BaseEstimator):
 
     def _torch_settings(self):
         return torch_threads(self.threads)
+
+
+def _positive_ints(**values) -> list[int]:
+    """The values as ints, each checked to be an int >= 1 (NumPy ints too, bools not); a ValueError naming it."""
+    for name, v in values.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    return [int(v) for v in values.values()]
 
 
 def _metrics(point: np.ndarray, future: np.ndarray, series_of: np.ndarray, scale: np.ndarray, names) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from ..common.callbacks import AtomicCheckpointIO
 from ..common.quiet import show_progress
 from .baselines import NormalEquations
 from .frames import Panel
@@ -85,11 +86,13 @@ def ridge_init(data: WindowData, train: np.ndarray, val: np.ndarray, ridge, look
 def make_trainer(estimator, max_epochs: int, callbacks: list, *, validate: bool) -> L.Trainer:
     """A Trainer with the estimator's devices, strategy, accelerator and progress-bar settings. The module
     brings its own loaders (every process takes its share of the same global batches). Build and run it inside
-    xseq.common.quiet.quiet_lightning(estimator.verbose)."""
+    xseq.common.quiet.quiet_lightning(estimator.verbose). With the estimator's checkpoint_dir, checkpoints are
+    written atomically (a run killed while saving keeps its previous one)."""
     e = estimator
     bar = show_progress(getattr(e, "verbose", 1), e.progress_bar)
     return L.Trainer(max_epochs=max_epochs, accelerator=e.accelerator, devices=e.devices, strategy=e.strategy,
                      logger=False, callbacks=callbacks, enable_checkpointing=bool(e.checkpoint_dir),
+                     plugins=[AtomicCheckpointIO()] if e.checkpoint_dir else None,
                      enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
                      use_distributed_sampler=False, gradient_clip_val=e.gradient_clip_val,
                      limit_val_batches=None if validate else 0)

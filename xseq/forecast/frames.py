@@ -48,11 +48,20 @@ def read_panel(y, X=None, *, fill: str | None = None, name: str = "y", fills: tu
                          f"got {type(y).__name__}")
     if len(y) == 0:
         raise ValueError(f"{name} is empty")
+    if y.columns.has_duplicates:
+        dup = list(dict.fromkeys(y.columns[y.columns.duplicated()]))
+        raise ValueError(f"{name} has duplicated column names {dup[:5]}; every column must have its own name")
     if is_long(y):
         extra = [c for c in y.columns if c not in LONG_COLUMNS]
         if extra:
             raise ValueError(f"{name} in long format takes only the columns unique_id, ds, y; got also {extra} "
                              f"(pass covariates as X)")
+        missing_id = y["unique_id"].isna().to_numpy()
+        if missing_id.any():  # groupby would drop these rows without a word
+            raise ValueError(f"{name} has a missing unique_id in column 'unique_id' at position "
+                             f"{int(np.flatnonzero(missing_id)[0])}")
+        if pd.api.types.is_bool_dtype(y["y"]):
+            raise ValueError(f"{name}['y'] holds bools; it must hold numbers")
         series = []
         groups = y.groupby("unique_id", sort=False)
         for uid, group in groups:
@@ -61,6 +70,8 @@ def read_panel(y, X=None, *, fill: str | None = None, name: str = "y", fills: tu
             series.append(Series(uid, index, _numeric(group["y"], f"{name}['y'] (unique_id {uid!r})", fill)))
         panel = Panel("long", series, _common_freq(series, name))
     else:
+        if len(y.columns) == 0:
+            raise ValueError(f"{name} has no columns: a wide frame holds one column per series")
         index = _time_index(y.index, name, where="its index")
         bad = [c for c in y.columns if not pd.api.types.is_numeric_dtype(y[c]) or pd.api.types.is_bool_dtype(y[c])]
         if bad:
@@ -126,7 +137,7 @@ def to_frame(panel: Panel, forecasts: np.ndarray, horizon: int, quantiles: tuple
         return pd.DataFrame(data, index=idx)
     parts = []
     for i, s in enumerate(panel.series):
-        part = {"unique_id": s.name, "ds": future_index(s.index, panel.freq, horizon), "y": point[i]}
+        part = {"unique_id": [s.name] * horizon, "ds": future_index(s.index, panel.freq, horizon), "y": point[i]}
         part.update({f"y_{qn}": qcols[i, :, j] for j, qn in enumerate(qnames)})
         parts.append(pd.DataFrame(part))
     return pd.concat(parts, ignore_index=True)
@@ -195,7 +206,12 @@ def _common_freq(series: list[Series], name: str):
 
 
 def _numeric(col: pd.Series, name: str, fill: str | None) -> np.ndarray:
-    values = pd.to_numeric(col, errors="raise").astype(float)
+    if pd.api.types.is_complex_dtype(col):
+        raise ValueError(f"{name} holds complex numbers; it must hold real numbers")
+    try:
+        values = pd.to_numeric(col, errors="raise").astype(float)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} holds values that are not numbers ({str(e).splitlines()[0][:120]})") from None
     n_missing = int(values.isna().sum())
     if n_missing:
         if fill is None:
@@ -214,4 +230,7 @@ def _numeric(col: pd.Series, name: str, fill: str | None) -> np.ndarray:
     out = values.to_numpy(dtype=np.float64)
     if np.isinf(out).any():
         raise ValueError(f"{name} has infinite values")
+    if fill not in (None, MASK) and np.isnan(out).any():  # nothing to fill from: every value is missing
+        raise ValueError(f"{name} has no observed value (all {len(out)} missing), so fill={fill!r} has nothing to "
+                         f"fill from")
     return out

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..common.checkpoints import check_format, describe, first_line, safe_load
 from .frames import Panel, Series
 
 FORMAT = "xseq.XLSTMForecaster/2"
+OLDER = ("xseq.XLSTMForecaster/1",)  # the formats of older xseq versions
 
 
 def history_to_state(panel: Panel) -> dict:
@@ -40,20 +42,29 @@ def save_forecaster(model, path) -> None:
 
 
 def load_forecaster(cls, path):
-    state = torch.load(path, weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a saved XLSTMForecaster")
-    model = cls(**state["params"])
-    model.history_ = history_from_state(state)
-    series = model.history_.series
-    model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], model.history_.freq
-    model.covariate_names_ = list(state["covariate_names"])
-    model.shift_, model.scale_, model.ridge_ = state["shift"].numpy(), state["scale"].numpy(), state["ridge"]
-    model.mase_scale_, model.n_future_ = state["mase_scale"].numpy(), state["n_future"]
-    model.static_spec_ = state["static_spec"]
-    model.static_ = None if state["static"] is None else state["static"].numpy()
-    net = model._build_net(len(model.covariate_names_), len(series))
-    net.load_state_dict(state["net"])
+    """The XLSTMForecaster saved at `path` (a path or a binary file object), read with weights-only loading. A file
+    holding a pickled object that could run code, a damaged file, another model's file or one of another xseq
+    version is a ValueError naming the file."""
+    state = check_format(safe_load(path, "xseq.XLSTMForecaster"), FORMAT, path, "XLSTMForecaster", OLDER)
+    try:
+        model = cls(**state["params"])
+        model.history_ = history_from_state(state)
+        series = model.history_.series
+        model.series_names_, model.format_, model.freq_ = [s.name for s in series], state["fmt"], model.history_.freq
+        model.covariate_names_ = list(state["covariate_names"])
+        model.shift_, model.scale_, model.ridge_ = state["shift"].numpy(), state["scale"].numpy(), state["ridge"]
+        model.mase_scale_, model.n_future_ = state["mase_scale"].numpy(), state["n_future"]
+        model.static_spec_ = state["static_spec"]
+        model.static_ = None if state["static"] is None else state["static"].numpy()
+        model._check_params()
+        net = model._build_net(len(model.covariate_names_), len(series))
+        net.load_state_dict(state["net"])
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{describe(path)} is not a complete, consistent saved XLSTMForecaster ({first_line(e)})"
+                         ) from None
+    if len(model.shift_) != len(series) or len(model.scale_) != len(series):
+        raise ValueError(f"{describe(path)} is not a consistent saved XLSTMForecaster: {len(series)} series but "
+                         f"{len(model.shift_)} scales")
     model.net_ = net.eval()
     return model
 

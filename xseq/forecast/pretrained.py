@@ -12,9 +12,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..common.checkpoints import check_format, describe, first_line, safe_load
 from ..common.quiet import check_verbose
 from ..common.threads import torch_threads
-from .estimator import Backtest, _metrics
+from .estimator import Backtest, _metrics, _positive_ints
 from .frames import FILLS, MASK, Panel, read_panel, to_frame
 from .tirex.checkpoint import net_from_state, read_checkpoint, state_from_net
 from .tirex.config import TiRexConfig
@@ -85,17 +86,16 @@ class TiRexForecaster(BaseEstimator):
         """Rolling-origin backtest (no refit): n_windows origins per series, step apart, the last one horizon
         steps before the end of y; every window reads the values before its origin."""
         check_is_fitted(self, "net_")
-        if not isinstance(n_windows, int) or n_windows < 1 or not isinstance(step, int) or step < 1:
-            raise ValueError(f"n_windows and step must be positive ints; got {n_windows!r}, {step!r}")
+        n_windows, step = _positive_ints(n_windows=n_windows, step=step)
         panel = self._read(y)
         self._check_same_series(panel)
         H, contexts, futures, meta = self.horizon, [], [], []
         for i, s in enumerate(panel.series):
             T = len(s.values)
+            if T < 1 + H + step * (n_windows - 1):  # before any array of n_windows origins is made
+                raise ValueError(f"y: series {s.name!r} has {T} steps; n_windows={n_windows} windows step={step} "
+                                 f"apart need {1 + H + step * (n_windows - 1)}")
             origins = T - H - step * np.arange(n_windows - 1, -1, -1)
-            if origins[0] < 1:
-                raise ValueError(f"series {s.name!r} has {T} steps; {n_windows} windows {step} apart need "
-                                 f"{1 + H + step * (n_windows - 1)}")
             contexts += [s.values[:o] for o in origins]
             futures.append(s.values[origins[:, None] + np.arange(H)])
             meta.append((i, s, origins))
@@ -108,7 +108,8 @@ class TiRexForecaster(BaseEstimator):
             parts = []
             for i, s, origins in meta:
                 rows = slice(i * n_windows, (i + 1) * n_windows)
-                part = {"unique_id": s.name, "ds": s.index.to_numpy()[origins[:, None] + np.arange(H)].ravel(),
+                part = {"unique_id": [s.name] * (len(origins) * H),
+                        "ds": s.index.to_numpy()[origins[:, None] + np.arange(H)].ravel(),
                         "cutoff": np.repeat(s.index.to_numpy()[origins - 1], H), "y": future[rows].ravel(),
                         "forecast": out[rows, :, 0].ravel()}
                 for j, q in enumerate(self._quantiles()):
@@ -143,14 +144,26 @@ class TiRexForecaster(BaseEstimator):
 
     @classmethod
     def load(cls, path) -> "TiRexForecaster":
+        """The forecaster save() wrote to `path` (a path or a binary file object), read with weights-only loading:
+        a file holding a pickled object that could run code, a damaged file, another model's file or one of
+        another xseq version is a ValueError naming the file."""
         from .persistence import history_from_state
-        state = torch.load(path, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved TiRexForecaster")
-        model = cls(**state["params"])
-        cfg = TiRexConfig(**{**state["config"], "quantiles": tuple(state["config"]["quantiles"])})
-        net = net_from_state(cfg, state["weights"], model.backend, str(path))
-        model._set_fitted(net.eval(), history_from_state(state))
+        state = check_format(safe_load(path, "xseq.TiRexForecaster"), FORMAT, path, "TiRexForecaster")
+        source = describe(path)
+        try:
+            model = cls(**state["params"])
+            model._check_params()
+            config = state["config"]
+            cfg = TiRexConfig(**{**config, "quantiles": tuple(config["quantiles"])})
+            weights = state["weights"]
+            if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+                raise ValueError("its weights are not a dict of tensors")
+            history = history_from_state(state)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{source} is not a complete, consistent saved TiRexForecaster ({first_line(e)})"
+                             ) from None
+        net = net_from_state(cfg, weights, model.backend, source)
+        model._set_fitted(net.eval(), history)
         for k in ("train_time_", "n_epochs_", "initial_val_loss_", "best_val_loss_", "best_epoch_"):
             if k in state:
                 setattr(model, k, state[k])

@@ -4,8 +4,9 @@
   mase       shift = 0, scale = the in-sample seasonal naive MAE, mean |y_t - y_{t-season}| (the MASE scale)
   last       shift = 0, scale = |last training value|
 
-A scale that comes out 0 (a constant series, a last value of 0) falls back to the mean absolute value, then
-to 1. The seasonal naive MAE is also kept for the mase loss (with the same fallbacks)."""
+A standard scale that comes out 0 (a constant series) is 1. A mase or last scale that comes out 0 (a constant
+series, a last value of 0) falls back to the mean absolute value, then to 1. The seasonal naive MAE is also kept
+for the mase loss (with the same fallbacks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,16 @@ def _usable(x: float, values: np.ndarray) -> float:
     return level if level > 0 else 1.0
 
 
+def _mean_std(v: np.ndarray) -> tuple[float, float]:
+    """Mean and population std, computed on v / max|v| so that the squares of values beyond 1e154 do not
+    overflow to inf."""
+    top = float(np.abs(v).max()) if len(v) else 0.0
+    if top < 1e150:  # the plain formulas (bit for bit what they always were)
+        return float(v.mean()), float(v.std())
+    u = v / top
+    return float(u.mean()) * top, float(u.std()) * top
+
+
 def fit_scaling(parts: list[np.ndarray], how: str, season: int):
     """parts: each series' training values. Returns shift (S,), scale (S,), mase_scale (S,)."""
     shift, scale, mase = [], [], []
@@ -34,8 +45,8 @@ def fit_scaling(parts: list[np.ndarray], how: str, season: int):
         m = _usable(naive_mae(v, season), v)
         mase.append(m)
         if how == "standard":
-            shift.append(float(v.mean()))
-            sd = float(v.std())
+            mean, sd = _mean_std(v)
+            shift.append(mean)
             scale.append(sd if sd > 0 else 1.0)
         elif how == "mase":
             shift.append(0.0)

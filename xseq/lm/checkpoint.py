@@ -7,13 +7,9 @@ that would is refused with a ValueError naming the file, and so is a truncated, 
 Resuming a run goes through Lightning, which `train` also asks to read weights-only."""
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
 from pathlib import Path
 
-import torch
-
+from ..common.checkpoints import safe_load as common_safe_load
 from .config import LMRecipe
 from .model import XLSTMLM
 from .tokenizers import from_spec
@@ -23,37 +19,14 @@ TOKENIZER_KEY = "xseq_tokenizer"  # the tokenizer's state() in every checkpoint 
 
 def safe_load(path: str | Path, map_location="cpu", mmap: bool = False):
     """torch.load(path, weights_only=True), its failures one ValueError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {str(path)!r}")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
-        if found is None:
-            reason = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
-            raise ValueError(f"{str(path)!r} is not a readable checkpoint (truncated or corrupted?): "
-                             f"{reason.group(1).strip()[:200] if reason else _first_line(e)}") from None
-        raise ValueError(f"refused to load {str(path)!r}: it holds a pickled Python object ({found.group(1)}) that "
-                         f"could run code when loaded, and xseq.lm checkpoints hold only tensors and plain data")\
-            from None
-    except (RuntimeError, EOFError, KeyError, OSError, ValueError, AttributeError, ImportError, IndexError,
-            TypeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not a readable checkpoint (truncated or corrupted?): {_first_line(e)}")\
-            from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    return common_safe_load(path, "xseq.lm", label="", map_location=map_location, mmap=mmap)
 
 
 def read_checkpoint(path: str | Path, map_location="cpu", mmap: bool = False) -> dict:
     """The contents of a training checkpoint (weights-only), checked to be one of xseq.lm."""
     ck = safe_load(path, map_location, mmap)
-    recipe = ck.get("hyper_parameters", {}).get("recipe") if isinstance(ck, dict) else None
+    hp = ck.get("hyper_parameters") if isinstance(ck, dict) else None
+    recipe = hp.get("recipe") if isinstance(hp, dict) else None
     if not isinstance(recipe, dict) or not isinstance(ck.get("state_dict"), dict):
         raise ValueError(f"{str(path)!r} is not an xseq.lm training checkpoint (no recipe and model weights in it)")
     return ck

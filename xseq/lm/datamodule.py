@@ -10,7 +10,9 @@ from .data import EvalWindows, TokenCorpus, TrainWindows, prepare
 
 class LMData(L.LightningDataModule):
     """Tokenises the corpus once (local rank 0), then gives each rank its share of every global batch.
-    On resume the training windows continue from the restored optimizer step."""
+    On resume the training windows continue from the restored optimizer step. The loaders draw their (unused:
+    no worker processes) base seeds from their own generators, not from the global RNG that dropout uses: a
+    resumed run, which makes its training loader anew, then drops out as the uninterrupted one does."""
 
     def __init__(self, recipe: LMRecipe, micro_batch: int, accumulate: int, data_dir=None):
         super().__init__()
@@ -28,10 +30,10 @@ class LMData(L.LightningDataModule):
         ds = TrainWindows(self.corpus.tokens("train"), t.context_length, self.micro, t.seed,
                           self.recipe.data.sampling, rank=self.trainer.global_rank, world=self.trainer.world_size,
                           start=self.trainer.global_step * self.accumulate)
-        return torch.utils.data.DataLoader(ds, batch_size=None)
+        return torch.utils.data.DataLoader(ds, batch_size=None, generator=torch.Generator())
 
     def val_dataloader(self):
         t = self.recipe.train
         ds = EvalWindows(self.corpus.tokens("val"), t.context_length, self.micro, rank=self.trainer.global_rank,
                          world=self.trainer.world_size, max_batches=t.val_batches)
-        return torch.utils.data.DataLoader(ds, batch_size=None)
+        return torch.utils.data.DataLoader(ds, batch_size=None, generator=torch.Generator())

@@ -2,6 +2,8 @@
 costs one `step` with a fixed-size state (constant memory per token, whatever the length)."""
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .model import XLSTMLM
@@ -21,7 +23,8 @@ def next_token(logits: torch.Tensor, vocab_size: int, *, greedy: bool, temperatu
     logits = logits[:, :vocab_size].float()
     if greedy:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
+    # the largest logit first to 0: dividing by a tiny temperature then gives -inf, never inf - inf = NaN
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None and top_k < vocab_size:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -36,10 +39,14 @@ def generate(model: XLSTMLM, prompt: torch.Tensor, max_new_tokens: int, *, greed
     """prompt (B, T0) -> (B, T0 + max_new_tokens): the prompt followed by the sampled continuation."""
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0; got {max_new_tokens!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number > 0; got {type(temperature).__name__}")
     if not greedy and not temperature > 0:
         raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding); got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be a positive int or None; got {top_k!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     prompt = _check_prompt(model, prompt)
     V = model.vocab_size
     logits, state = model(prompt)

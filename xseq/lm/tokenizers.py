@@ -9,7 +9,41 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 GPT2_VOCAB_SIZE = 50257
+
+
+def _check_text(text) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    return text
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate (e.g. from a bad decode upstream)
+        raise ValueError(f"text is not encodable as UTF-8: {e.reason} at position {e.start}") from None
+
+
+def _check_ids(ids, vocab_size: int) -> list[int]:
+    """ids (a sequence, array or tensor of token ids) as a list of ints in [0, vocab_size); ValueError/TypeError
+    naming `ids` for anything else (an id out of range would index another token, or wrap around)."""
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+        raise TypeError(f"ids must be a sequence of token ids; got {type(ids).__name__}")
+    try:
+        arr = np.asarray(ids.detach().cpu() if hasattr(ids, "detach") else ids)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"ids must be a sequence of integer token ids ({e})") from None
+    if arr.size == 0:
+        return []
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise TypeError(f"ids must be a 1-d sequence of integer token ids; got shape {arr.shape}, dtype {arr.dtype}")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"ids holds token ids in [{lo}, {hi}]; the vocabulary is [0, {vocab_size})")
+    return arr.tolist()
 
 
 class CharTokenizer:
@@ -18,8 +52,10 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: str):
+        if not isinstance(chars, str):
+            raise TypeError(f"CharTokenizer's chars must be a str; got {type(chars).__name__}")
         if not chars:
-            raise ValueError("CharTokenizer needs a non-empty alphabet")
+            raise ValueError("CharTokenizer needs a non-empty alphabet: chars is empty")
         self.chars = "".join(sorted(set(chars)))
         self.index = {c: i for i, c in enumerate(self.chars)}
 
@@ -33,13 +69,13 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         try:
-            return [self.index[c] for c in text]
+            return [self.index[c] for c in _check_text(text)]
         except KeyError as e:
             raise ValueError(f"character {e.args[0]!r} is not in this character vocabulary (built from the "
                              f"training text); use tokenizer 'byte' for open-vocabulary text") from None
 
     def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        return "".join(self.chars[i] for i in _check_ids(ids, self.vocab_size))
 
     def spec(self) -> dict:
         return {"kind": self.kind, "chars": self.chars}
@@ -55,10 +91,10 @@ class ByteTokenizer:
     vocab_size = 256
 
     def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
+        return list(_utf8(_check_text(text)))
 
     def decode(self, ids) -> str:
-        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        return bytes(_check_ids(ids, 256)).decode("utf-8", errors="replace")
 
     def spec(self) -> dict:
         return {"kind": self.kind}
@@ -119,11 +155,19 @@ class GPT2Tokenizer:
         else:
             raise ValueError(f"no GPT-2 tokenizer files in {self.directory}: expected encoder.json + vocab.bpe "
                              f"or vocab.json + merges.txt")
-        encoder = json.loads((self.directory / vocab_name).read_text(encoding="utf-8"))
-        lines = (self.directory / merges_name).read_text(encoding="utf-8").split("\n")
-        self._build(encoder, [line for line in lines if line and not line.startswith("#version")])
+        vocab_path, merges_path = self.directory / vocab_name, self.directory / merges_name
+        try:
+            encoder = json.loads(vocab_path.read_text(encoding="utf-8"))
+            lines = merges_path.read_text(encoding="utf-8").split("\n")
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"GPT-2 tokenizer files in {self.directory}: {vocab_name} or {merges_name} is not "
+                             f"readable ({type(e).__name__}: {str(e)[:200]})") from None
+        lines = [line.rstrip("\r") for line in lines]
+        self._build(encoder, [line for line in lines if line and not line.startswith("#version")],
+                    f"{vocab_name} and {merges_name} in {self.directory}")
 
-    def _build(self, encoder: dict, merges: list[str]) -> None:
+    def _build(self, encoder: dict, merges: list[str], source: str = "the tokenizer state") -> None:
+        _check_vocabulary(encoder, merges, source)
         self.encoder = dict(encoder)
         self.decoder = {i: s for s, i in self.encoder.items()}
         self.merges = list(merges)
@@ -158,6 +202,7 @@ class GPT2Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         ids = []
+        _utf8(_check_text(text))  # the whole text once: a message with the position of what cannot be encoded
         for word in self.pattern.findall(text):
             cached = self.cache.get(word)
             if cached is None:
@@ -169,7 +214,11 @@ class GPT2Tokenizer:
         return ids
 
     def decode(self, ids) -> str:
-        text = "".join(self.decoder[int(i)] for i in ids)
+        ids = _check_ids(ids, self.vocab_size)
+        unused = [i for i in ids if i not in self.decoder]
+        if unused:
+            raise ValueError(f"ids holds token id(s) {unused[:5]} that no token of this vocabulary has")
+        text = "".join(self.decoder[i] for i in ids)
         return bytes(self.byte_unmap[c] for c in text).decode("utf-8", errors="replace")
 
     def spec(self) -> dict:
@@ -178,6 +227,31 @@ class GPT2Tokenizer:
     def state(self) -> dict:
         """The whole tokenizer (vocabulary and merges) as plain data: a checkpoint needs no files beside it."""
         return {"kind": self.kind, "encoder": self.encoder, "merges": self.merges}
+
+
+def _check_vocabulary(encoder, merges, source: str) -> None:
+    """GPT-2's vocabulary as byte-level BPE needs it: distinct int ids >= 0, every byte's symbol, merges of two
+    symbols each whose result is a token. A ValueError naming `source` otherwise (never a KeyError later)."""
+    if not isinstance(encoder, dict) or not encoder:
+        raise ValueError(f"{source}: the vocabulary must be a non-empty JSON object token -> id; got "
+                         f"{type(encoder).__name__}")
+    ids = list(encoder.values())
+    if not all(isinstance(k, str) for k in encoder) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        raise ValueError(f"{source}: the vocabulary must map token strings to int ids >= 0")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{source}: the vocabulary gives one id to several tokens")
+    missing = [c for c in _byte_to_unicode().values() if c not in encoder]
+    if missing:
+        raise ValueError(f"{source}: the vocabulary lacks the symbols of {len(missing)} byte(s) (first "
+                         f"{missing[0]!r}); byte-level BPE needs all 256")
+    if not isinstance(merges, list):
+        raise ValueError(f"{source}: merges must be a list of 'a b' lines")
+    for r, line in enumerate(merges):
+        parts = line.split() if isinstance(line, str) else None
+        if parts is None or len(parts) != 2 or "".join(parts) not in encoder:
+            raise ValueError(f"{source}: merge {r} ({str(line)[:50]!r}) is not two symbols whose joint token is in "
+                             f"the vocabulary")
 
 
 def from_spec(spec: dict):

@@ -12,6 +12,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from ..common.callbacks import AtomicCheckpointIO, Resumable
 from ..common.quiet import quiet_lightning
 from .callbacks import Throughput
 from .checkpoint import load_model, read_checkpoint
@@ -118,7 +119,9 @@ def train(recipe: LMRecipe, *, data_dir=None, resume: str | None = None, progres
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module = LMModule(recipe.to_dict(), accumulate=accumulate, tokenizer=corpus.tokenizer.state())
         throughput = Throughput(cfg.batch_size * cfg.context_length)
-        # a checkpoint after every validation (so it holds that validation's result), the newest kept as last.ckpt
+        # a checkpoint after every validation (so it holds that validation's result), the newest kept as last.ckpt;
+        # each written by a rename (a run killed while saving keeps the one before) and holding the RNG states
+        # (Resumable: dropout continues as in an uninterrupted run)
         ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step}", save_top_k=cfg.keep_checkpoints,
                                monitor="step", mode="max", save_last=True, auto_insert_metric_name=False,
                                enable_version_counter=False)
@@ -127,7 +130,8 @@ def train(recipe: LMRecipe, *, data_dir=None, resume: str | None = None, progres
             precision=cfg.precision, max_steps=target, accumulate_grad_batches=accumulate,
             gradient_clip_val=cfg.grad_clip or None, val_check_interval=cfg.val_interval * accumulate,
             check_val_every_n_epoch=None, num_sanity_val_steps=0, use_distributed_sampler=False,
-            deterministic=cfg.deterministic, callbacks=[throughput, ckpt], enable_progress_bar=progress,
+            deterministic=cfg.deterministic, callbacks=[throughput, ckpt, Resumable({"recipe": recipe.name})],
+            plugins=[AtomicCheckpointIO()], enable_progress_bar=progress,
             enable_model_summary=False, default_root_dir=str(out), log_every_n_steps=1,
             logger=L.pytorch.loggers.CSVLogger(str(out), name="logs"))
         if trainer.is_global_zero:

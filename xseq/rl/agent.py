@@ -196,13 +196,13 @@ class RecurrentPPO:
     def predict(self, obs, state: TensorDict | None = None, episode_start=None, deterministic: bool = False):
         """obs: raw observations with a leading env dimension. Returns (actions as the env takes them, state)."""
         n = self._batch_size(obs)
-        x = flatten_batch(self.observation_space, self.batch_spaces(n), obs)
+        x = self._flat_obs(obs, n)
         if not np.all(np.isfinite(x)):
             raise ValueError("obs contains NaN or inf")
         x = torch.from_numpy(self.normalizer.obs(x, update=False))
         if state is None:
             state = self.policy.init_state(n, actor_only=True)
-        elif state is not self.__dict__.get("_returned"):  # what predict returned last is known to fit
+        elif state is not self.__dict__.get("_returned") or state.batch_size[0] != n:  # what predict returned last
             self._check_state(state, n)
         if episode_start is not None:
             episode_start = torch.as_tensor(np.asarray(episode_start))
@@ -218,11 +218,35 @@ class RecurrentPPO:
     def _batch_size(self, obs) -> int:
         first = obs
         while isinstance(first, (dict, tuple)):
+            if not first:
+                raise ValueError(f"obs is an empty {type(first).__name__}; the observation space is "
+                                 f"{self.observation_space}")
             first = next(iter(first.values())) if isinstance(first, dict) else first[0]
-        arr = np.asarray(first)
+        try:
+            arr = np.asarray(first)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"obs is not an array of observations ({e})") from None
         if arr.ndim == 0:
             raise ValueError("obs must have a leading env dimension (one row per env)")
+        if arr.shape[0] == 0:
+            raise ValueError("obs has no rows: it needs one observation per env")
         return arr.shape[0]
+
+    def _flat_obs(self, obs, n: int) -> np.ndarray:
+        """obs (n rows) flattened to (n, obs_dim) float32; a ValueError naming obs where it does not fit the
+        observation space (another shape, non-numbers, a Discrete part outside its range, a missing key)."""
+        space = self.observation_space
+        problem = _obs_problem(space, obs)
+        if problem is None:
+            try:
+                x = flatten_batch(space, self.batch_spaces(n), obs)
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError, AssertionError) as e:
+                problem = f"{type(e).__name__}: {str(e).strip()[:200]}"
+            else:
+                if x.shape == (n, self.obs_dim):
+                    return x
+                problem = f"{x.shape[1]} values per row, the space has {self.obs_dim}"
+        raise ValueError(f"obs does not fit the observation space {space} with {n} env row(s): {problem}")
 
     def _check_state(self, state, n: int) -> None:
         if not isinstance(state, TensorDict):
@@ -347,3 +371,35 @@ class RecurrentPPO:
 
     def close(self) -> None:
         self.collector.close()
+
+
+def _obs_problem(space, obs) -> str | None:
+    """What is wrong with a batch of observations that flattening would not notice: a Discrete / MultiDiscrete part
+    outside its range (one-hot flattening wraps a negative value around), a Box part of complex numbers or
+    strings (the cast to float32 drops the imaginary part, parses the strings); None if nothing."""
+    if isinstance(space, gym.spaces.Box):
+        try:
+            kind = np.asarray(obs).dtype.kind
+        except (TypeError, ValueError) as e:
+            return str(e)[:200]
+        return None if kind in "biuf" else f"a Box part holds {np.asarray(obs).dtype} values, not real numbers"
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+        try:
+            a = np.asarray(obs)
+            if a.dtype.kind not in "iu":
+                return f"a {type(space).__name__} part holds {a.dtype} values, not ints"
+        except (TypeError, ValueError) as e:
+            return str(e)[:200]
+        lo = space.start
+        hi = lo + (space.n if isinstance(space, gym.spaces.Discrete) else space.nvec)
+        if a.size and ((a < lo) | (a >= hi)).any():
+            return f"a {type(space).__name__} part holds values outside [{lo}, {hi})"
+    elif isinstance(space, gym.spaces.Dict):
+        if not isinstance(obs, dict) or set(obs) != set(space.spaces):
+            return f"expected a dict with the keys {sorted(space.spaces)}"
+        return next(filter(None, (_obs_problem(s, obs[k]) for k, s in space.spaces.items())), None)
+    elif isinstance(space, gym.spaces.Tuple):
+        if not isinstance(obs, tuple) or len(obs) != len(space.spaces):
+            return f"expected a tuple of {len(space.spaces)} parts"
+        return next(filter(None, (_obs_problem(s, o) for s, o in zip(space.spaces, obs))), None)
+    return None

@@ -4,7 +4,9 @@ deterministic evaluation, a checkpoint that --resume continues from, and a learn
 
 --steps is the run's TOTAL of env steps. With --resume the run continues from the log dir's checkpoint.pt up
 to --steps in all (default: the total of the run that wrote the checkpoint), the annealing stretched to end
-there; a checkpoint already there says so and trains nothing."""
+there; a checkpoint already there says so and trains nothing. A run killed at any point (checkpoints are written
+by a rename, one per evaluation interval or rollout) and resumed ends with the weights, progress.csv and final
+return of an uninterrupted run (progress.csv is rewritten from the checkpoint's own log)."""
 from __future__ import annotations
 
 import argparse
@@ -22,21 +24,19 @@ class RunLog:
     COLUMNS = ["step", "threads", "steps_per_s", "rollout_s", "update_s", "train_return", "eval_return",
                "eval_std", "pg_loss", "v_loss", "entropy", "clip_frac", "approx_kl", "lr", "clip_range"]
 
-    def __init__(self, log_dir: Path, append: bool, upto: int | None = None):
-        """append: continue the file of an earlier run, dropping its rows after env step `upto` (those a crash
-        logged after the checkpoint the run resumes from)."""
+    def __init__(self, log_dir: Path, rows: list[dict] | None = None):
+        """rows: the rows of the run being continued, as its checkpoint holds them (agent.log): the file is
+        rewritten with them (a crash may have logged rows after its last checkpoint, or none since it), by a
+        rename, so that a run killed meanwhile leaves the old file whole."""
         self.path = log_dir / "progress.csv"
-        new = not (append and self.path.exists())
-        kept = []
-        if not new and upto is not None:
-            with open(self.path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= upto]
-        self.file = open(self.path, "w" if new or upto is not None else "a", newline="")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows or [])
+        tmp.replace(self.path)
+        self.file = open(self.path, "a", newline="")
         self.csv = csv.DictWriter(self.file, fieldnames=self.COLUMNS, extrasaction="ignore")
-        if new or upto is not None:
-            self.csv.writeheader()
-            self.csv.writerows(kept)
-            self.file.flush()
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(log_dir / "tb"))
@@ -117,7 +117,7 @@ def cmd_train(args) -> None:
         agent = RecurrentPPO(None, cfg, seed=args.seed)
         target = args.steps or cfg.total_steps
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(log_dir, append=args.resume, upto=agent.num_timesteps if args.resume else None)
+    log = RunLog(log_dir, rows=agent.log if args.resume else None)
     say(f"xseq rl: {agent.env_name}, encoder {cfg.encoder}, {sum(p.numel() for p in agent.policy.parameters()):,} "
         f"parameters, {cfg.num_envs} envs, torch threads {cfg.threads}; "
         + (f"from {agent.num_timesteps:,} to " if args.resume else "") + f"{target:,} env steps; logs in {log_dir}")

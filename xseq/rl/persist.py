@@ -7,15 +7,14 @@ become tagged tensors (`to_plain` / `from_plain`), and an environment's state is
 """
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
+
+from ..common.checkpoints import safe_load as common_safe_load
 
 _ARRAY = "__xseq_ndarray__"
 _RNG = "__xseq_np_rng__"
@@ -128,29 +127,4 @@ def restore_env(env, snap: list[dict]) -> bool:
 def safe_load(path: Path, what: str):
     """torch.load(path, weights_only=True) with its failures as one ValueError naming the file: a file that holds
     pickled objects (which could run code) is refused, an unreadable one reported as truncated or corrupted."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
-        if found is None:  # not a pickle torch.save wrote (or a damaged one): nothing in it was run
-            raise ValueError(f"{str(path)!r} is not a readable {what} checkpoint (truncated or corrupted?): "
-                             f"{_weights_only_reason(e)}") from None
-        raise ValueError(f"refused to load {str(path)!r}: it holds a pickled Python object ({found.group(1)}) that "
-                         f"could run code when loaded, and {what} checkpoints hold only tensors and plain data (one "
-                         f"written by an older xseq holds such objects too: retrain it)") from None
-    except (RuntimeError, EOFError, KeyError, OSError, ValueError, AttributeError, ImportError, IndexError,
-            TypeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(path)!r} is not a readable {what} checkpoint (truncated or corrupted?): "
-                         f"{_first_line(e)}") from None
-
-
-def _weights_only_reason(e: BaseException) -> str:
-    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
-    return found.group(1).strip()[:200] if found else _first_line(e)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    return common_safe_load(path, what, note="one written by an older xseq holds such objects too: retrain it")

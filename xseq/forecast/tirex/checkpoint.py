@@ -8,11 +8,11 @@ is (H, Dh, 4 Dh) with the gates along its last axis; the gate bias is stored hea
 per-head norm stores its weight as w with the scale 1 + w."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 
+from ...common.checkpoints import safe_load
 from .config import TiRexConfig, config_from_hyper_parameters
 from .model import TiRexNet
 
@@ -52,28 +52,32 @@ def read_checkpoint(path) -> tuple[TiRexConfig, dict]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"TiRex checkpoint {str(path)!r} is not a file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: refused, it is not weights-only data (loading it would run code it holds): "
-                         f"{str(e).splitlines()[0][:200]}") from None
-    except Exception as e:  # truncated or not a torch file at all
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'})") from None
+    ckpt = safe_load(path, "TiRex", label="torch")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ValueError(f"{path}: not a TiRex checkpoint (expected a dict with 'hyper_parameters' and "
                          f"'state_dict')")
     cfg = config_from_hyper_parameters(ckpt["hyper_parameters"], str(path))
     sd = ckpt["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
         raise ValueError(f"{path}: state_dict must map names to tensors")
     sd = {k.replace(PREFIX, ""): v for k, v in sd.items()}
+    if 12 * cfg.num_blocks > len(sd):  # before listing the names: a hostile count would take forever
+        raise ValueError(f"{path}: state_dict does not match the configuration ({cfg.num_blocks} blocks): it holds "
+                         f"only {len(sd)} tensors")
     expected = _expected_names(cfg)
     missing, extra = sorted(expected - set(sd)), sorted(set(sd) - expected)
     if missing or extra:
         raise ValueError(f"{path}: state_dict does not match the configuration ({cfg.num_blocks} blocks): "
                          f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
                          f"extra {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    # the widths the configuration claims, checked against the tensors before a network of that size is built
+    widths = {"out_norm.weight": (cfg.d_model,), "blocks.0.ffn.proj_up.weight": (cfg.ffn_dim, cfg.d_model),
+              "input_patch_embedding.hidden_layer.weight": (cfg.input_ff_dim, 2 * cfg.patch_size),
+              "output_patch_embedding.output_layer.bias": (len(cfg.quantiles) * cfg.patch_size,)}
+    for name, shape in widths.items():
+        if tuple(sd[name].shape) != shape:
+            raise ValueError(f"{path}: a tensor has the wrong shape for its configuration: {name} is "
+                             f"{tuple(sd[name].shape)}, the configuration says {shape}")
     return cfg, sd
 
 
@@ -81,21 +85,23 @@ def net_from_state(cfg: TiRexConfig, sd: dict, backend: str = "auto", source: st
     """TiRexNet with the weights of a tirex-ts state dict (names without the prefix)."""
     net = TiRexNet(cfg, backend)
     H, Dh = cfg.num_heads, cfg.head_dim
-    ours = {a: sd[b] for a, b in _renamed(cfg)}
-    for i in range(cfg.num_blocks):
-        o = s = f"blocks.{i}."
-        # headwise (H, out, in) -> W[gate, head] as (in, out), gate by the cell's reading order
-        W = torch.empty(4, H, Dh, Dh)
-        for name, gate in _GATE_OF.items():
-            W[gate] = sd[f"{s}slstm_layer.{name}.weight"].reshape(H, Dh, Dh).transpose(1, 2)
-        ours[o + "slstm.W"] = W
-        R = sd[s + "slstm_layer.slstm_cell._recurrent_kernel_"]
-        ours[o + "slstm.R"] = R.reshape(H, Dh, 4, Dh).permute(2, 0, 1, 3)
-        ours[o + "slstm.bias"] = sd[s + "slstm_layer.slstm_cell._bias_"].reshape(H, 4, Dh).transpose(0, 1)
-        ours[o + "slstm.norm.weight"] = 1.0 + sd[s + "slstm_layer.group_norm.weight"]
     try:
+        ours = {a: sd[b] for a, b in _renamed(cfg)}
+        for i in range(cfg.num_blocks):
+            o = s = f"blocks.{i}."
+            # headwise (H, out, in) -> W[gate, head] as (in, out), gate by the cell's reading order
+            W = torch.empty(4, H, Dh, Dh)
+            for name, gate in _GATE_OF.items():
+                W[gate] = sd[f"{s}slstm_layer.{name}.weight"].reshape(H, Dh, Dh).transpose(1, 2)
+            ours[o + "slstm.W"] = W
+            R = sd[s + "slstm_layer.slstm_cell._recurrent_kernel_"]
+            ours[o + "slstm.R"] = R.reshape(H, Dh, 4, Dh).permute(2, 0, 1, 3)
+            ours[o + "slstm.bias"] = sd[s + "slstm_layer.slstm_cell._bias_"].reshape(H, 4, Dh).transpose(0, 1)
+            ours[o + "slstm.norm.weight"] = 1.0 + sd[s + "slstm_layer.group_norm.weight"]
         net.load_state_dict({k: v.float() for k, v in ours.items()})
-    except RuntimeError as e:
+    except KeyError as e:
+        raise ValueError(f"{source}: the weights lack {e.args[0]!r} for its configuration") from None
+    except RuntimeError as e:  # a reshape or load_state_dict of a tensor of another size
         raise ValueError(f"{source}: a tensor has the wrong shape for its configuration: "
                          f"{str(e).splitlines()[-1].strip()[:300]}") from None
     return net
