@@ -9,7 +9,17 @@ import textwrap
 import time
 from pathlib import Path
 
-from ..common.cli import CLIError, OneLineParser, add_common_flags, data_file, dispatch, fail, nonneg_int, positive_int
+from ..common.cli import (
+    CLIError,
+    OneLineParser,
+    add_common_flags,
+    data_file,
+    dispatch,
+    fail,
+    fraction_or_zero,
+    nonneg_int,
+    positive_int,
+)
 
 DEFAULT_OUT = "outputs/classify"
 NUM_HEADS = 4  # XLSTMClassifier's default, which the command line keeps
@@ -20,16 +30,6 @@ def layout(text: str) -> str:
         raise argparse.ArgumentTypeError(f"must be a string of block types, m (mLSTM) and s (sLSTM), e.g. ms or "
                                          f"mmms; got {text!r}")
     return text
-
-
-def val_fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "XLSTMClassifier's rule)")
     m.add_argument("--layout", type=layout, default="ms",
                    help="the blocks in order, m (mLSTM) and s (sLSTM), e.g. ms or mmms (default: ms)")
-    m.add_argument("--val-size", type=val_fraction, default=0.0, metavar="F",
+    m.add_argument("--val-size", type=fraction_or_zero, default=0.0, metavar="F",
                    help="fraction of the training sequences held out for early stopping (default: 0, none)")
     m.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: 0)")
     o = p.add_argument_group("results")

@@ -118,10 +118,16 @@ class CausalKernels(nn.Module):
         x = x.double()
         shifted = torch.cat([window[:, 1:], x[:, None]], dim=1)
         window = torch.where(first[:, None, None], x[:, None].expand_as(window), shifted)
-        W = self.window
-        hits = []
-        for i, d in enumerate(self.dilations):
-            idx = torch.arange(W - 1 - (KERNEL_LENGTH - 1) * d, W, d, device=x.device)
-            out = torch.einsum("bjc,kcj->bk", window[:, idx], self.weight[i].double())  # (B, K)
-            hits.append((out[:, :, None] > self.bias[i].double()[None]).reshape(len(x), -1))
-        return positive + torch.cat(hits, dim=1).double(), window
+        idx = self._taps(x.device)                                             # (D, 9): every dilation at once
+        out = torch.einsum("bdjc,dkcj->bdk", window[:, idx], self.weight.double())  # (B, D, K)
+        hits = out[..., None] > self.bias.double()[None]                       # (B, D, K, n_biases)
+        return positive + hits.reshape(len(x), -1).double(), window
+
+    def _taps(self, device) -> torch.Tensor:
+        """The window positions each dilation's 9 taps read at the newest step, built once per device."""
+        cache = self.__dict__.setdefault("_tap_cache", {})
+        if device not in cache:
+            W = self.window
+            cache[device] = torch.stack([torch.arange(W - 1 - (KERNEL_LENGTH - 1) * d, W, d, device=device)
+                                         for d in self.dilations])
+        return cache[device]

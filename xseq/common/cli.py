@@ -97,12 +97,22 @@ def positive_float(text: str) -> float:
 
 def fraction(text: str) -> float:
     """A number in (0, 1)."""
+    return _in_unit_interval(text, zero=False)
+
+
+def fraction_or_zero(text: str) -> float:
+    """A number in [0, 1) (0: none, e.g. no validation split)."""
+    return _in_unit_interval(text, zero=True)
+
+
+def _in_unit_interval(text: str, zero: bool) -> float:
+    where = "[0, 1)" if zero else "(0, 1)"
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text}")
+        raise argparse.ArgumentTypeError(f"must be a number in {where}, got {text!r}") from None
+    if not (0 <= v < 1 if zero else 0 < v < 1):
+        raise argparse.ArgumentTypeError(f"must be a number in {where}, got {text}")
     return v
 
 
